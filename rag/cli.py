@@ -1,0 +1,194 @@
+"""The ``rag`` command: ingest, ask, chat, status, delete, serve, eval, bench.
+
+Imports are lazy so each subcommand loads only what it needs (a cold
+``rag ask`` should not import Gradio, for instance). Expected failures print
+one line on stderr and exit non-zero; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
+
+
+def _engine() -> Any:
+    from rag.engine import Engine
+
+    return Engine()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rag.ingest import tqdm_progress
+
+    engine = _engine()
+    report = engine.ingest(args.paths or None, prune=args.prune, progress=tqdm_progress())
+    for error in report.errors:
+        print(str(error), file=sys.stderr)
+    print(report.summary())
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def _print_answer(answer: Any, show_sources: bool = True) -> None:
+    print(answer.answer)
+    note = f"[answerer: {answer.answerer}"
+    if answer.fallback_reason:
+        note += f"; fallback because {answer.fallback_reason}"
+    print(note + "]")
+    if show_sources and answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            print(f"  [{c.n}] {c.source} (score {c.score:.3f})")
+            print(f"      “{c.passage_text}”")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    engine = _engine()
+    answer = engine.ask(args.question, top_k=args.top_k, answerer=args.answerer)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+    return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from rag.engine import QuestionError
+
+    engine = _engine()
+    history: list[tuple[str, str]] = []
+    print("Ask about the documents (empty line or Ctrl-D to quit).")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            print()
+            return EXIT_OK
+        if not question:
+            return EXIT_OK
+        try:
+            answer = engine.ask(question, top_k=args.top_k, history=history)
+        except QuestionError as exc:
+            print(f"error: {exc}")
+            continue
+        if answer.standalone_question:
+            print(f"(searched for: {answer.standalone_question})")
+        _print_answer(answer)
+        history.append((question, answer.answer))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _engine().status()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+        return EXIT_OK
+    print(f"store:    {status['store']}")
+    print(f"embedder: {status['embedder'] or '(nothing ingested yet)'}")
+    print(f"files:    {len(status['files'])}, chunks: {status['chunks']}, "
+          f"sentences: {status['sentences']}")
+    for f in status["files"]:
+        print(f"  {f['source']:<40} {f['chunks']:>5} chunks  {f['language']}")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    engine = _engine()
+    missing = 0
+    for name in args.files:
+        removed = engine.delete(name)
+        if removed:
+            print(f"removed {', '.join(removed)}")
+        else:
+            print(f"not in the store: {name}", file=sys.stderr)
+            missing += 1
+    return EXIT_ERROR if missing else EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.app import serve
+
+    return serve(host=args.host, port=args.port) or EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from eval.runner import main as eval_main
+
+    return int(eval_main(args.rest))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.run import main as bench_main
+
+    return int(bench_main(args.rest))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Ask questions about your documents, in any language."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add files or folders to the store (default: sample corpus)")
+    p.add_argument("paths", nargs="*", help="files or folders")
+    p.add_argument("--prune", action="store_true", help="drop stored files that no longer exist")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer one question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
+    p.add_argument("--answerer", default=None, help="extractive, openai, ollama or llamacpp")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="a terminal conversation with follow-up questions")
+    p.add_argument("--top-k", type=int, default=None)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("status", help="what is in the store")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("delete", help="remove files from the store (by name or path)")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("serve", help="the chat web app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_serve)
+
+    for name, func, text in (
+        ("eval", cmd_eval, "grounding evaluation: rag eval QUESTIONS.jsonl --out DIR"),
+        ("bench", cmd_bench, "speed and scale benchmark"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rag.embedding import EmbedderError
+    from rag.engine import QuestionError
+    from rag.ingest import IngestLocked
+    from rag.store import StoreError
+    from rag.types import AnswererError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (QuestionError, StoreError, EmbedderError, IngestLocked, AnswererError,
+            ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Ingestion: files → clean text → sentences → chunks → vectors → Chroma.
+
+Incremental by content hash: unchanged files are skipped, changed files replace
+their old version, removed files can be pruned. Every bad file yields one line
+(``LoadError``) and the rest carry on; nothing already stored is touched by a
+file that failed.
+
+Why not LlamaIndex's ``IngestionPipeline`` + docstore: its dedup state lives in a
+local docstore file, which the several ``rag serve`` processes sharing one Chroma
+server would not see; our manifest lives in Chroma itself. The benchmark
+(``rag bench``) compares this pipeline with a plain LlamaIndex one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunking import (
+    DEFAULT_CHUNK_TOKENS,
+    chunk_sentences,
+    detect_language,
+    merge_short_sentences,
+    split_sentences,
+)
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.loading import LoadedDocument, LoadError, UnreadableDocument, iter_files, load_document
+from rag.store import SentenceRecord, Store, path_key, record_id
+
+EMBED_BATCH_SENTENCES = 256
+ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, current file)
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+    sentences: int = 0
+    chunks: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged, {len(self.pruned)} pruned, "
+            f"{len(self.errors)} skipped; {self.chunks} chunks, {self.sentences} sentences "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+class IngestLocked(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def ingest_lock(settings: Settings) -> Iterator[None]:
+    """Serialise ingests into one local store: a second one fails at once with a clear message.
+
+    (A Chroma server store is shared by design; its writes are per-file idempotent.)
+    """
+    if settings.chroma_host:
+        yield
+        return
+    import fcntl
+
+    os.makedirs(settings.chroma_dir, exist_ok=True)
+    lock_path = Path(settings.chroma_dir) / ".ingest.lock"
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IngestLocked(
+                f"another ingest is writing to {settings.chroma_dir}; wait for it to finish"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prepare_records(
+    doc: LoadedDocument, embedder: Embedder, chunk_tokens: int
+) -> tuple[list[SentenceRecord], str, int, int]:
+    """Chunk a document into sentence records; returns (records, language, chunks, tokens)."""
+    path = str(doc.path)
+    language = detect_language(doc.text)
+    sentences = merge_short_sentences(split_sentences(doc.text))
+    chunks = chunk_sentences(sentences, embedder.count_tokens, chunk_tokens)
+    records: list[SentenceRecord] = []
+    for chunk in chunks:
+        chunk_id = f"{path_key(path)}:{doc.content_hash[:12]}:{chunk.position}"
+        for index, sentence in enumerate(chunk.sentences):
+            records.append(
+                SentenceRecord(
+                    id=record_id(path, doc.content_hash, chunk.position, index),
+                    text=sentence,
+                    metadata={
+                        "path": path,
+                        "source": doc.source,
+                        "content_hash": doc.content_hash,
+                        "chunk_id": chunk_id,
+                        "chunk": chunk.position,
+                        "sentence": index,
+                        "language": language,
+                    },
+                )
+            )
+    return records, language, len(chunks), sum(c.tokens for c in chunks)
+
+
+def _embedded_batches(
+    records: Sequence[SentenceRecord], embedder: Embedder
+) -> Iterator[tuple[Sequence[SentenceRecord], np.ndarray]]:
+    for start in range(0, len(records), EMBED_BATCH_SENTENCES):
+        batch = records[start : start + EMBED_BATCH_SENTENCES]
+        yield batch, embedder.embed_passages([r.text for r in batch])
+
+
+def ingest_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    prune: bool = False,
+    progress: ProgressCallback | None = None,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> IngestReport:
+    """Ingest files and folders into ``store``; see the module docstring for the rules."""
+    started = time.perf_counter()
+    report = IngestReport()
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    with ingest_lock(settings):
+        store.open(embedder.name, embedder.dim, create=True)
+        files: list[Path] = []
+        for item in iter_files(roots):
+            if isinstance(item, LoadError):
+                report.errors.append(item)
+            else:
+                files.append(item)
+        max_bytes = int(settings.max_file_mb * 1e6)
+        for done, path in enumerate(files):
+            if progress:
+                progress(done, len(files), path.name)
+            _ingest_one(path, store, embedder, max_bytes, chunk_tokens, report)
+        if progress:
+            progress(len(files), len(files), "")
+        if prune:
+            report.pruned = _prune(store, roots, {str(p) for p in files})
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest_one(
+    path: Path, store: Store, embedder: Embedder, max_bytes: int, chunk_tokens: int,
+    report: IngestReport,
+) -> None:
+    try:
+        doc = load_document(path, max_bytes)
+    except UnreadableDocument as exc:
+        report.errors.append(LoadError(path, str(exc)))
+        return
+    previous = store.manifest(str(path))
+    if previous and previous.get("content_hash") == doc.content_hash:
+        report.unchanged.append(str(path))
+        return
+    records, language, n_chunks, n_tokens = prepare_records(doc, embedder, chunk_tokens)
+    manifest = {
+        "path": str(path),
+        "source": doc.source,
+        "content_hash": doc.content_hash,
+        "language": language,
+        "chunks": n_chunks,
+        "sentences": len(records),
+        "tokens": n_tokens,
+        "ingested_at": time.time(),
+    }
+    store.add_file(manifest, _embedded_batches(records, embedder))
+    (report.updated if previous else report.added).append(str(path))
+    report.sentences += len(records)
+    report.chunks += n_chunks
+    report.tokens += n_tokens
+
+
+def _prune(store: Store, roots: list[Path], seen: set[str]) -> list[str]:
+    """Remove stored files under the ingested roots that no longer exist on disk."""
+    pruned = []
+    for manifest in store.files():
+        path = manifest.get("path", "")
+        under_root = any(Path(path) == r or Path(path).is_relative_to(r) for r in roots)
+        if under_root and path not in seen and not Path(path).exists():
+            store.delete_file(path)
+            pruned.append(path)
+    return pruned
+
+
+def tqdm_progress() -> ProgressCallback | None:
+    """A progress bar on stderr when it is a terminal (or RAG_PROGRESS=1)."""
+    if not (sys.stderr.isatty() or os.environ.get("RAG_PROGRESS") == "1"):
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int, name: str) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit="file", desc="ingest", file=sys.stderr)
+        b = bar["bar"]
+        b.n = done
+        b.set_postfix_str(name[:40], refresh=False)
+        b.refresh()
+        if done >= total:
+            b.close()
+
+    return update

@@ -1,0 +1,55 @@
+"""Shared fixtures: a real on-disk Chroma store with the sample corpus, built once per run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import DEFAULT_CORPUS, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env or writes to the default store."""
+    for key in list(os.environ):
+        if key.startswith("RAG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def sample_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the sample corpus ingested once; tests copy it before writing."""
+    from rag.engine import Engine
+
+    store = tmp_path_factory.mktemp("sample") / "chroma"
+    Engine(Settings(chroma_dir=str(store))).ingest([DEFAULT_CORPUS])
+    return store
+
+
+@pytest.fixture
+def sample_settings(sample_store_dir: Path, tmp_path: Path) -> Settings:
+    """Settings pointing at a private copy of the sample store (safe to modify)."""
+    copy = tmp_path / "chroma"
+    shutil.copytree(sample_store_dir, copy)
+    return Settings(chroma_dir=str(copy), data_dir=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def sample_engine(sample_settings: Settings):
+    from rag.engine import Engine
+
+    return Engine(sample_settings)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

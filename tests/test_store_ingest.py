@@ -1,0 +1,100 @@
+"""Ingestion into a real on-disk Chroma store: incremental, no duplicates, embedder guard."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import DEFAULT_CORPUS, Settings
+from rag.engine import Engine
+from rag.store import StoreError
+
+
+def _ids(engine: Engine) -> list[str]:
+    return list(engine.store._sentences.get(include=[])["ids"])
+
+
+def test_reingest_skips_unchanged_and_never_duplicates(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(DEFAULT_CORPUS, docs)
+    engine = Engine(Settings(chroma_dir=str(tmp_path / "chroma")))
+    first = engine.ingest([docs])
+    assert len(first.added) == 5 and not first.errors
+    ids = _ids(engine)
+    assert len(ids) == len(set(ids)) == engine.store.count() == first.sentences
+
+    second = engine.ingest([docs])
+    assert len(second.unchanged) == 5 and not second.added and not second.updated
+    assert sorted(_ids(engine)) == sorted(ids)
+
+    # a changed file replaces its old chunks, nothing else moves
+    target = docs / "002_6d17f7c8ee7027fa.txt"
+    target.write_text(target.read_text(encoding="utf-8") + "\nNowe zdanie o NATO i Rosji w "
+                      "Brukseli, dodane do testu.\n", encoding="utf-8")
+    third = engine.ingest([docs])
+    assert [Path(p).name for p in third.updated] == [target.name]
+    stored = engine.store._sentences.get(where={"path": str(target.resolve())},
+                                         include=["metadatas", "documents"])
+    assert len({m["content_hash"] for m in stored["metadatas"]}) == 1
+    assert any("dodane do testu" in d for d in stored["documents"])
+    ids_after = _ids(engine)
+    assert len(ids_after) == len(set(ids_after))
+
+    # the same file reached through another path spelling is the same file
+    engine.ingest([docs / ".." / "docs" / target.name])
+    assert sorted(_ids(engine)) == sorted(ids_after)
+
+    # deleting from disk and pruning removes it from the store
+    target.unlink()
+    pruned = engine.ingest([docs], prune=True)
+    assert [Path(p).name for p in pruned.pruned] == [target.name]
+    assert target.name not in {f["source"] for f in engine.status()["files"]}
+    assert engine.store._sentences.get(where={"source": target.name}, include=[])["ids"] == []
+
+
+def test_status_reports_files_chunks_languages(sample_engine: Engine) -> None:
+    status = sample_engine.status()
+    assert {f["source"] for f in status["files"]} == {p.name for p in DEFAULT_CORPUS.glob("*.txt")}
+    langs = {f["source"][:3]: f["language"] for f in status["files"]}
+    assert langs == {"000": "pl", "001": "pl", "002": "pl", "003": "ro", "004": "pl"}
+    assert status["chunks"] == sum(f["chunks"] for f in status["files"]) > 5
+    assert status["embedder"].startswith("e5:")
+
+
+def test_delete_by_file_name(sample_engine: Engine) -> None:
+    removed = sample_engine.delete("003_f0b8fe8fdb47aa20.txt")
+    assert len(removed) == 1
+    answer = sample_engine.ask("What did Russia demand about 1997?")
+    assert "003_f0b8fe8fdb47aa20.txt" not in {p.source for p in answer.retrieved}
+
+
+def test_query_with_another_embedder_is_refused(sample_settings: Settings) -> None:
+    engine = Engine(sample_settings)
+    engine.store.open(None, None, create=False)
+
+    class OtherEmbedder:
+        name = "sentence-transformers:other"
+        dim = 768
+
+    engine._embedder = OtherEmbedder()
+    engine._store = None
+    with pytest.raises(StoreError, match="was built with embedder"):
+        engine.ask("anything at all?")
+
+
+def test_chroma_is_never_asked_to_embed(sample_settings: Settings, monkeypatch) -> None:
+    """Our vectors always go in; Chroma's default embedding function must never run."""
+    from chromadb.utils import embedding_functions
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("Chroma's default embedding function was called")
+
+    monkeypatch.setattr(embedding_functions.DefaultEmbeddingFunction, "__call__", forbidden)
+    engine = Engine(sample_settings)
+    assert engine.ask("What did Russia demand about 1997?").citations
+    extra = Path(sample_settings.data_dir) / "extra.txt"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("Nowy dokument o rozmowach NATO z Rosją w Genewie w styczniu.", "utf-8")
+    assert engine.ingest([extra]).added
