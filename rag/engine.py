@@ -201,8 +201,8 @@ class Engine:
 
         def finish(draft: Draft, fallback: str | None = None) -> Answer:
             declined = draft.declined or not draft.text.strip()
-            citations = [] if declined else self._citations(draft.text, passages)
-            text = draft.text
+            text, citations = (draft.text, []) if declined else self._citations(draft.text,
+                                                                                passages)
             if declined:
                 text = DECLINE_TEXT
             elif not citations:  # an LLM answer citing nothing it was given is not grounded
@@ -249,12 +249,15 @@ class Engine:
         yield fallback.text
         yield finish(fallback, fallback=reason)
 
-    def _citations(self, text: str, passages: Sequence[Passage]) -> list[Citation]:
+    def _citations(
+        self, text: str, passages: Sequence[Passage]
+    ) -> tuple[str, list[Citation]]:
+        """The text with invalid markers removed, and a citation per valid marker."""
         from rag.answering.citations import parse_citations
 
         by_n = {p.n: p for p in passages}
         parsed = parse_citations(text, passages)
-        return [
+        return parsed.text, [
             Citation(
                 n=n, source=by_n[n].source, text=by_n[n].sentence or by_n[n].text,
                 score=by_n[n].score, passage_text=by_n[n].text, language=by_n[n].language,

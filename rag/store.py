@@ -16,11 +16,12 @@ attempts a network fetch even with ``embedding_function=None``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from rag.config import Settings
 
 log = logging.getLogger(__name__)
 _BATCH = 2000
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
@@ -79,6 +81,25 @@ def _client(settings: Settings) -> Any:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else exc.__class__.__name__)[:300]
+
+
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn any Chroma failure (server gone, disk error) into a one-line StoreError.
+
+    Nothing is cached across a failure, so the next call simply retries: when a
+    Chroma server comes back, service resumes without a restart.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - chromadb raises many unrelated types
+            raise StoreError(f"Chroma store at {self.location}: {_one_line(exc)}") from exc
+
+    return wrapper
 
 
 class Store:
@@ -137,8 +158,11 @@ class Store:
             )
 
     # -- writing -------------------------------------------------------------------
+    @_guarded
     def add_file(
-        self, manifest: dict[str, Any], batches: Iterable[tuple[Sequence[SentenceRecord], np.ndarray]]
+        self,
+        manifest: dict[str, Any],
+        batches: Iterable[tuple[Sequence[SentenceRecord], np.ndarray]],
     ) -> None:
         """Write one file version: new sentences batch by batch, drop the old version, then
         the manifest (so memory stays flat and a crash never leaves a file marked done)."""
@@ -158,6 +182,7 @@ class Store:
         )
         self._files.upsert(ids=[path_key(path)], embeddings=[[0.0]], metadatas=[manifest])
 
+    @_guarded
     def delete_file(self, path: str) -> int:
         """Remove a file's sentences and manifest; returns how many records went."""
         self._require()
@@ -167,31 +192,32 @@ class Store:
         return len(existing["ids"])
 
     # -- reading -------------------------------------------------------------------
+    @_guarded
     def manifest(self, path: str) -> dict[str, Any] | None:
         self._require()
         got = self._files.get(ids=[path_key(path)], include=["metadatas"])
         return got["metadatas"][0] if got["ids"] else None
 
+    @_guarded
     def files(self) -> list[dict[str, Any]]:
         if self._files is None:
             return []
         got = self._files.get(include=["metadatas"])
         return sorted(got["metadatas"], key=lambda m: (m.get("source", ""), m.get("path", "")))
 
+    @_guarded
     def count(self) -> int:
         return int(self._sentences.count()) if self._sentences is not None else 0
 
+    @_guarded
     def query(self, vector: np.ndarray, n: int) -> list[Hit]:
         self._require()
         n = max(1, min(n, self.count()))
-        try:
-            res = self._sentences.query(
-                query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
-                n_results=n,
-                include=["documents", "metadatas", "distances"],
-            )
-        except Exception as exc:  # noqa: BLE001
-            raise StoreError(f"Chroma query failed at {self.location}: {_one_line(exc)}") from exc
+        res = self._sentences.query(
+            query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
+            n_results=n,
+            include=["documents", "metadatas", "distances"],
+        )
         return [
             Hit(id=i, text=d or "", score=1.0 - float(dist), metadata=m or {})
             for i, d, m, dist in zip(
@@ -200,6 +226,7 @@ class Store:
             )
         ]
 
+    @_guarded
     def chunk_sentences(self, chunk_ids: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
         """All sentences of the given chunks, as (sentence index, text), in order."""
         self._require()
@@ -215,6 +242,7 @@ class Store:
             sentences.sort()
         return out
 
+    @_guarded
     def sample_vectors(self, limit: int) -> np.ndarray:
         """Up to ``limit`` stored vectors: a background sample for the answerability score."""
         self._require()

@@ -34,7 +34,8 @@ def best_threshold(pos: list[float], neg: list[float]) -> tuple[float, float, fl
 
 
 def main(path: str) -> None:
-    questions = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    with open(path, encoding="utf-8") as handle:
+        questions = [json.loads(line) for line in handle if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(Settings(chroma_dir=f"{tmp}/chroma"))
         engine.ingest([DEFAULT_CORPUS])
