@@ -33,13 +33,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if report.errors else EXIT_OK
 
 
-def _print_answer(answer: Any, show_sources: bool = True) -> None:
-    print(answer.answer)
+def _print_answer(answer: Any, streamed: str = "") -> None:
+    """Print the answer (unless it was streamed as is), its answerer and its sources."""
+    if streamed.strip() != answer.answer.strip():
+        if streamed:
+            print()
+        print(answer.answer)
+    else:
+        print()
     note = f"[answerer: {answer.answerer}"
     if answer.fallback_reason:
         note += f"; fallback because {answer.fallback_reason}"
     print(note + "]")
-    if show_sources and answer.citations:
+    if answer.citations:
         print("\nSources:")
         for c in answer.citations:
             print(f"  [{c.n}] {c.source} (score {c.score:.3f})")
@@ -48,16 +54,30 @@ def _print_answer(answer: Any, show_sources: bool = True) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     engine = _engine()
-    answer = engine.ask(args.question, top_k=args.top_k, answerer=args.answerer)
     if args.json:
+        answer = engine.ask(args.question, top_k=args.top_k, answerer=args.answerer)
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
-    else:
-        _print_answer(answer)
+        return EXIT_OK
+    _stream_answer(engine.ask_stream(args.question, top_k=args.top_k, answerer=args.answerer))
     return EXIT_OK
 
 
+def _stream_answer(events: Any) -> Any:
+    """Show text as the answerer produces it, then the final answer's sources."""
+    from rag.types import Answer
+
+    streamed = []
+    for event in events:
+        if isinstance(event, Answer):
+            _print_answer(event, "".join(streamed))
+            return event
+        streamed.append(event)
+        print(event, end="", flush=True)
+    return None
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
-    from rag.engine import QuestionError
+    from rag.engine import QuestionError, condense_question
 
     engine = _engine()
     history: list[tuple[str, str]] = []
@@ -70,14 +90,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return EXIT_OK
         if not question:
             return EXIT_OK
+        standalone = condense_question(history, question)
+        if standalone != question:
+            print(f"(searched for: {standalone})")
         try:
-            answer = engine.ask(question, top_k=args.top_k, history=history)
+            answer = _stream_answer(engine.ask_stream(question, top_k=args.top_k,
+                                                      history=history))
         except QuestionError as exc:
             print(f"error: {exc}")
             continue
-        if answer.standalone_question:
-            print(f"(searched for: {answer.standalone_question})")
-        _print_answer(answer)
         history.append((question, answer.answer))
 
 
@@ -188,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -219,13 +219,21 @@ class Engine:
             yield finish(Draft(text="", answerer=(answerer or self.settings.answerer),
                                declined=True))
             return
-        chosen = self.answerer(answerer)
+        name = (answerer or self.settings.answerer or "extractive").lower()
+        try:
+            chosen = self.answerer(name)
+        except ValueError as exc:
+            if name not in LLM_ANSWERERS:
+                raise
+            chosen, reason = None, f"{name} is not usable: {exc}"
         if isinstance(chosen, ExtractiveAnswerer):
             draft = chosen.draft(standalone, passages)
             yield draft.text
             yield finish(draft)
             return
         try:
+            if chosen is None:
+                raise AnswererError(reason)
             if stream:
                 parts: list[str] = []
                 for delta in chosen.stream(standalone, passages):
@@ -243,7 +251,7 @@ class Engine:
                 return
             reason = f"{chosen.name} cited none of the passages it was given"
         except AnswererError as exc:
-            reason = f"{chosen.name} failed: {exc}"
+            reason = f"{chosen.name} failed: {exc}" if chosen is not None else str(exc)
         fallback = self.answerer("extractive").draft(standalone, passages)
         fallback = replace(fallback, answerer="extractive (fallback)")
         yield fallback.text

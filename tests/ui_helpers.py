@@ -1,0 +1,97 @@
+"""Start the real chat app and drive it from Playwright, shared by the UI tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+ANSWER = "#chat .rag-answer:not(.rag-streaming)"  # a finished answer or error message
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_app(chroma_dir: Path, data_dir: Path, log_path: Path,
+                extra_env: dict[str, str] | None = None, timeout_s: float = 180) -> Iterator[str]:
+    """``rag serve`` in a subprocess on a free loopback port; yields its URL.
+
+    A subprocess rather than a thread, so the test exercises the real entry point
+    (``rag.cli`` → ``ui.app.serve``) with settings read from the environment.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CHROMA_DIR=str(chroma_dir), RAG_DATA_DIR=str(data_dir),
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    env.update(extra_env or {})
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+            cwd=data_dir.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"rag serve exited: {log_path.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rag serve not up: {log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def ask(page: Any, question: str, timeout_ms: int = 60_000) -> Any:
+    """Ask in the chat and wait for the answer; returns the answer's locator."""
+    from playwright.sync_api import expect
+
+    answers = page.locator(ANSWER)
+    before = answers.count()
+    page.locator("#question textarea").fill(question)
+    page.locator("#ask").click()
+    expect(answers).to_have_count(before + 1, timeout=timeout_ms)
+    return answers.nth(before)
+
+
+def choose(page: Any, dropdown_id: str, option: str) -> None:
+    """Pick ``option`` in a Gradio dropdown (a custom listbox, not a <select>)."""
+    page.locator(f"#{dropdown_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def upload(page: Any, files: list[Any], expect_line: str, timeout_ms: int = 120_000) -> None:
+    """Upload through the file input and wait for the report to mention ``expect_line``."""
+    from playwright.sync_api import expect
+
+    page.locator("#upload input[type=file]").set_input_files(files)
+    expect(page.locator("#upload-report")).to_contain_text(expect_line, timeout=timeout_ms)
