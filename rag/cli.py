@@ -135,16 +135,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port) or EXIT_OK
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def run_eval(argv: Sequence[str]) -> int:
     from eval.runner import main as eval_main
 
-    return int(eval_main(args.rest))
+    return int(eval_main(list(argv)))
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def run_bench(argv: Sequence[str]) -> int:
     from bench.run import main as bench_main
 
-    return int(bench_main(args.rest))
+    return int(bench_main(list(argv)))
+
+
+# Subcommands with their own argument parsers: everything after the name is theirs,
+# including --help (argparse.REMAINDER would swallow only what follows a positional).
+DELEGATED = {"eval": run_eval, "bench": run_bench}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,13 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.set_defaults(func=cmd_serve)
 
-    for name, func, text in (
-        ("eval", cmd_eval, "grounding evaluation: rag eval QUESTIONS.jsonl --out DIR"),
-        ("bench", cmd_bench, "speed and scale benchmark"),
-    ):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=func)
+    sub.add_parser("eval", help="grounding evaluation: rag eval QUESTIONS.jsonl --out DIR")
+    sub.add_parser("bench", help="speed and scale benchmark (rag bench --help)")
     return parser
 
 
@@ -199,8 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rag.store import StoreError
     from rag.types import AnswererError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in DELEGATED:
+            return DELEGATED[argv[0]](argv[1:])
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
     except (QuestionError, StoreError, EmbedderError, IngestLocked, AnswererError,
             ValueError) as exc:

@@ -206,6 +206,20 @@ class Store:
         return sorted(got["metadatas"], key=lambda m: (m.get("source", ""), m.get("path", "")))
 
     @_guarded
+    def sentence_vectors(self, path: str) -> dict[str, np.ndarray]:
+        """The stored vector of each sentence text of a file (reused when it is re-ingested)."""
+        self._require()
+        got = self._sentences.get(where={"path": path}, include=["documents", "embeddings"])
+        vectors = got.get("embeddings")
+        if vectors is None or len(vectors) == 0:
+            return {}
+        return {
+            text: np.asarray(vector, dtype=np.float32)
+            for text, vector in zip(got["documents"], vectors, strict=True)
+            if text
+        }
+
+    @_guarded
     def count(self) -> int:
         return int(self._sentences.count()) if self._sentences is not None else 0
 

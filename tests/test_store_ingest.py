@@ -98,3 +98,48 @@ def test_chroma_is_never_asked_to_embed(sample_settings: Settings, monkeypatch) 
     extra.parent.mkdir(parents=True, exist_ok=True)
     extra.write_text("Nowy dokument o rozmowach NATO z Rosją w Genewie w styczniu.", "utf-8")
     assert engine.ingest([extra]).added
+
+
+class CountingEmbedder:
+    """The real e5 embedder, recording which texts it was asked to embed (a spy, not a fake)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.embedded: list[str] = []
+        self.calls = 0
+
+    def embed_passages(self, texts):
+        self.calls += 1
+        self.embedded.extend(texts)
+        return self.inner.embed_passages(texts)
+
+    def embed_queries(self, texts):
+        return self.inner.embed_queries(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+def test_edited_file_reembeds_only_its_new_sentences(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(DEFAULT_CORPUS, docs)
+    engine = Engine(Settings(chroma_dir=str(tmp_path / "chroma")))
+    spy = CountingEmbedder(engine.embedder)
+    engine._embedder = spy
+    engine.ingest([docs])
+    assert spy.calls == 1, "five small files should be embedded in one cross-file batch"
+    first_pass = list(spy.embedded)
+    assert len(first_pass) == len(set(first_pass)), "identical sentences are embedded once"
+
+    target = docs / "003_f0b8fe8fdb47aa20.txt"
+    added = "Aceasta este o propoziție nouă despre negocierile de la Geneva, adăugată de test."
+    target.write_text(target.read_text(encoding="utf-8") + "\n" + added + "\n", encoding="utf-8")
+    spy.embedded.clear()
+    engine.ingest([docs])
+    assert spy.embedded and all(added in text for text in spy.embedded)
+
+    # reused vectors are exactly what a fresh embedding gives
+    stored = engine.store._sentences.get(where={"path": str(target.resolve())},
+                                         include=["documents", "embeddings"])
+    fresh = spy.inner.embed_passages(stored["documents"])
+    assert abs(fresh - stored["embeddings"]).max() < 1e-5
