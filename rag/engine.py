@@ -67,9 +67,10 @@ def condense_question(history: Sequence[tuple[str, str]], question: str) -> str:
 
 
 class Engine:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, embedder: Any = None) -> None:
+        """``embedder``: an already loaded one to share (the benchmark, several engines)."""
         self.settings = settings or Settings.from_env()
-        self._embedder: Any = None
+        self._embedder: Any = embedder
         self._store: Any = None
         self._retriever: Any = None
         self._answerers: dict[str, Answerer] = {}

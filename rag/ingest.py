@@ -262,9 +262,19 @@ def _prepare(
     if previous and previous.get("content_hash") == doc.content_hash:
         report.unchanged.append(str(path))
         return None
+    # An edited file keeps most sentences: reuse their stored vectors instead of re-embedding.
+    reusable = store.sentence_vectors(str(path)) if previous else {}
+    return prepare_file(doc, embedder, chunk_tokens, reusable, replaces=previous is not None)
+
+
+def prepare_file(
+    doc: LoadedDocument, embedder: Embedder, chunk_tokens: int,
+    reusable: dict[str, np.ndarray], replaces: bool = False,
+) -> PreparedFile:
+    """A document's sentence records and manifest, ready for ``FileBatcher``."""
     records, language, n_chunks, n_tokens = prepare_records(doc, embedder, chunk_tokens)
     manifest: dict[str, Any] = {
-        "path": str(path),
+        "path": str(doc.path),
         "source": doc.source,
         "content_hash": doc.content_hash,
         "language": language,
@@ -273,9 +283,7 @@ def _prepare(
         "tokens": n_tokens,
         "ingested_at": time.time(),
     }
-    # An edited file keeps most sentences: reuse their stored vectors instead of re-embedding.
-    reusable = store.sentence_vectors(str(path)) if previous else {}
-    return PreparedFile(manifest, records, reusable, replaces=previous is not None)
+    return PreparedFile(manifest, records, reusable, replaces)
 
 
 def _prune(store: Store, roots: list[Path], seen: set[str]) -> list[str]:

@@ -1,0 +1,119 @@
+"""Real background processes for the deployment and load tests: start, wait, stop, measure.
+
+The app itself is started with ``tests.ui_helpers.running_app``; this module adds what
+those tests need around it (a Chroma server, an embeddings server, the app's PID), so
+every test starts and stops its processes the same way and never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+RAG = str(Path(sys.executable).with_name("rag"))  # the installed console script, .venv/bin/rag
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``RAG_*`` variable, plus ``extra``.
+
+    Child processes must see only the settings a test gives them, never a developer's.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def http_ok(url: str, timeout_s: float = 2) -> bool:
+    """Whether ``url`` answers 200 right now (any connection error counts as no)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout_s: float,
+               proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Poll ``ready`` until it holds; fail early, with the log's tail, if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}: {tail}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout_s:.0f} s: {tail}")
+        time.sleep(0.2)
+
+
+def start_server(
+    argv: Sequence[str], ready_url: str, log: Path, env: dict[str, str] | None = None,
+    timeout_s: float = 60,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with its output in ``log`` and return once ``ready_url`` answers 200."""
+    with open(log, "ab") as out:  # append: a restarted server keeps its earlier log
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                                env=env or clean_env())
+    try:
+        wait_until(lambda: http_ok(ready_url), " ".join(argv[:3]), timeout_s, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time; a no-op if it already exited."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def background_server(argv: Sequence[str], ready_url: str, log: Path,
+                      env: dict[str, str] | None = None,
+                      timeout_s: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """``start_server`` for the length of a ``with`` block."""
+    proc = start_server(argv, ready_url, log, env, timeout_s)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def child_pid(*argv_part: str) -> int:
+    """PID of this process's child whose command line contains ``argv_part`` in order.
+
+    ``running_app`` yields only the app's URL; the load test needs its PID to read memory.
+    """
+    me = os.getpid()
+    wanted = list(argv_part)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # the process ended while we looked
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == me and any(argv[i : i + len(wanted)] == wanted for i in range(len(argv))):
+            return int(entry.name)
+    raise LookupError(f"no child process runs {' '.join(wanted)}")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB, from /proc/<pid>/status (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"no VmRSS for process {pid}")
