@@ -176,3 +176,41 @@ def test_chroma_server_stopped_mid_session_then_service_resumes(
     assert up.returncode == 0, up.stderr
     assert SEED.name in up.stdout
 
+
+
+def test_two_ingests_at_once_into_the_server_store_are_both_correct(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A server store takes no ingest lock (apps on several machines share it): two
+    ingests of the same folder at once must both succeed and leave every file exactly once,
+    one version, all its sentences, marked done."""
+    import chromadb
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for path in sorted(DEFAULT_CORPUS.glob("*.txt"))[:3]:
+        (docs / path.name).write_bytes(path.read_bytes())
+    running = [
+        subprocess.Popen([RAG, "ingest", str(docs)], cwd=tmp_path, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=clean_env(**deployment.env, RAG_DATA_DIR=str(tmp_path / f"d{i}")))
+        for i in range(2)
+    ]
+    for proc in running:
+        _out, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+        assert proc.returncode == 0, err
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=deployment.chroma.port)
+    sentences = client.get_collection("documents", embedding_function=None)
+    manifests = client.get_collection("documents-files", embedding_function=None)
+    for path in sorted(docs.iterdir()):
+        key = str(path.resolve())
+        records = sentences.get(where={"path": key}, include=["metadatas"])
+        manifest = manifests.get(where={"path": key}, include=["metadatas"])["metadatas"]
+        assert len(manifest) == 1, path.name
+        assert len(records["ids"]) == manifest[0]["sentences"] > 0, path.name
+        assert {m["content_hash"] for m in records["metadatas"]} == {manifest[0]["content_hash"]}
+
+    again = rag_cli(["ingest", str(docs)], deployment.env, tmp_path / "d3")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("0 added, 0 updated, 3 unchanged"), again.stdout
