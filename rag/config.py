@@ -83,6 +83,8 @@ class Settings:
     ui_user: str = ""
     ui_password: str = field(default="", repr=False)
     upload_max_mb: float = 20.0
+    # Gradio keeps ~50 KB per browser/API session (measured); least recently used go first.
+    ui_max_sessions: int = 1000
     data_dir: str = str(PROJECT_ROOT / "data")
 
     @classmethod
@@ -117,6 +119,7 @@ class Settings:
             ui_user=_env("RAG_UI_USER"),
             ui_password=_env("RAG_UI_PASSWORD"),
             upload_max_mb=_env_float("RAG_UPLOAD_MAX_MB", d.upload_max_mb),
+            ui_max_sessions=_env_int("RAG_UI_MAX_SESSIONS", d.ui_max_sessions),
             data_dir=data_dir,
         )
         for key, value in overrides.items():

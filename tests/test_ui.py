@@ -365,3 +365,32 @@ def test_llm_fallback_is_noted_and_the_answerer_can_be_chosen(
             page.close()
     finally:
         llm.close()
+
+
+def test_sessions_kept_in_memory_are_bounded(sample_settings: Settings) -> None:
+    """Every API call without a session makes Gradio keep a new one (~50 KB, measured);
+    the app keeps at most RAG_UI_MAX_SESSIONS, dropping the least recently used."""
+    import uuid
+
+    import httpx
+
+    from rag.engine import Engine
+    from tests.ui_helpers import free_port
+    from ui.app import build_app, launch_options
+
+    sample_settings.ui_max_sessions = 3
+    app = build_app(Engine(sample_settings))
+    port = free_port()
+    app.launch(prevent_thread_lock=True, quiet=True,
+               **launch_options(sample_settings, "127.0.0.1", port))
+    try:
+        base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
+        with httpx.Client(timeout=60) as http:
+            for _ in range(8):
+                event = http.post(base, json={"data": ["Czego Rosja żądała od NATO?", 3, ""],
+                                              "session_hash": uuid.uuid4().hex}).json()
+                reply = http.get(f"{base}/{event['event_id']}").text
+                assert "event: complete" in reply, reply
+        assert 0 < len(app.state_holder.session_data) <= 3
+    finally:
+        app.close()

@@ -287,6 +287,8 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "max_file_size": int(settings.upload_max_mb * 1e6), "show_error": False,
         "ssr_mode": False, "theme": _theme(), "css": CSS, "footer_links": ["api"],
         "enable_monitoring": False, "mcp_server": False, "pwa": False,
+        # bounds the per-session state that every API caller without a session adds
+        "state_session_capacity": settings.ui_max_sessions,
     }
 
 
