@@ -177,7 +177,6 @@ def test_chroma_server_stopped_mid_session_then_service_resumes(
     assert SEED.name in up.stdout
 
 
-
 def test_two_ingests_at_once_into_the_server_store_are_both_correct(
     deployment: Deployment, tmp_path: Path
 ) -> None:
