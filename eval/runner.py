@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("questions", help="JSONL: id, question, sources, optional expect_any")
     parser.add_argument("--out", required=True, help="folder for per_question.jsonl, summary.json")
-    parser.add_argument("--answerer", default=None, help="extractive, openai, ollama, llamacpp")
+    parser.add_argument("--answerer", default=None, help="an answerer name (rag answerers)")
     parser.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
     parser.add_argument("--min", action="append", default=[], metavar="METRIC=VALUE",
                         help=f"fail (exit 1) below this; metrics: {', '.join(METRICS)}")
@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
         from rag.config import Settings
         from rag.engine import Engine
 
-        engine = Engine(Settings.from_env())
+        engine = Engine(Settings())
         if not args.ingest and store_is_empty(engine):
             from rag.config import DEFAULT_CORPUS
 

@@ -26,7 +26,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.ingest import tqdm_progress
 
     engine = _engine()
-    report = engine.ingest(args.paths or None, prune=args.prune, progress=tqdm_progress())
+    progress = tqdm_progress(force=engine.settings.progress)
+    report = engine.ingest(args.paths or None, prune=args.prune, progress=progress)
     for error in report.errors:
         print(str(error), file=sys.stderr)
     print(report.summary())
@@ -135,6 +136,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port) or EXIT_OK
 
 
+def cmd_backends(args: argparse.Namespace) -> int:
+    from rag.config import Settings
+    from rag.registry import ANSWERERS, EMBEDDERS
+
+    settings = Settings()
+    for registry, chosen in ((ANSWERERS, settings.answerer), (EMBEDDERS, settings.embedder)):
+        print(f"{registry.kind}s ({registry.variable}):")
+        for b in registry.backends():
+            mark = "*" if chosen in (b.name, *b.aliases) else " "
+            print(f" {mark} {b.name:<22} {b.description}")
+            if b.options:
+                print(f"   {'':<22} reads {', '.join(b.options)}")
+    return EXIT_OK
+
+
 def run_eval(argv: Sequence[str]) -> int:
     from eval.runner import main as eval_main
 
@@ -167,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
-    p.add_argument("--answerer", default=None, help="extractive, openai, ollama or llamacpp")
+    p.add_argument("--answerer", default=None, help="an answerer name (see: rag backends)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a terminal conversation with follow-up questions")
@@ -186,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("backends", help="the answerers and embedders, and what each reads")
+    p.set_defaults(func=cmd_backends)
 
     sub.add_parser("eval", help="grounding evaluation: rag eval QUESTIONS.jsonl --out DIR")
     sub.add_parser("bench", help="speed and scale benchmark (rag bench --help)")

@@ -1,143 +1,204 @@
 """The one configuration object, read from the environment and ``.env``.
 
-Every command builds a ``Settings`` with ``Settings.from_env()`` so a test or a
-script can point the whole tool at a scratch store by setting variables.
-Secrets (``RAG_LLM_API_KEY``, ``RAG_EMBED_API_KEY``, ``RAG_UI_PASSWORD``) are
-kept out of ``repr`` so they never reach logs or the UI.
+``Settings()`` reads every ``RAG_*`` variable (real environment variables win
+over a ``.env`` file in the working directory). Related variables are grouped in
+sections whose name is the variable's second word, so the names people already
+use keep working: ``RAG_LLM_BASE_URL`` is ``settings.llm.base_url``,
+``RAG_CHROMA_DIR`` is ``settings.chroma.dir``, ``RAG_TOP_K`` is ``settings.top_k``.
+Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and the UI.
+
+``.env.example`` documents every variable; a test checks it against this model.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus"
-SECRET_FIELDS = ("llm_api_key", "embed_api_key", "ui_password")
+ENV_PREFIX = "RAG_"
 
 
-def _load_dotenv() -> None:
-    """Load ``.env`` from the working directory; real environment variables win."""
-    candidate = Path.cwd() / ".env"
-    if candidate.is_file():
-        from dotenv import load_dotenv
-
-        load_dotenv(candidate, override=False)
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+class LLMSettings(_Section):
+    """``RAG_LLM_*``: the LLM server or model file an LLM answerer uses."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: SecretStr = SecretStr("")
+    timeout: float = 60.0  # seconds for a whole answer
+    max_tokens: int = 512
+    temperature: float = 0.1
+    model_path: str = ""  # a GGUF file for a local model
+    context_window: int = 4096
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+class EmbedSettings(_Section):
+    """``RAG_EMBED_*``: options of the embedder named by ``RAG_EMBEDDER``."""
+
+    model: str = ""  # a model folder (sentence-transformers) or a server's model name
+    base_url: str = ""
+    api_key: SecretStr = SecretStr("")
+    batch_size: int = 32
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+class ChromaSettings(_Section):
+    """``RAG_CHROMA_*``: a local store folder, or a ``chroma run`` server when host is set."""
+
+    dir: str = ""  # empty: <data_dir>/chroma
+    host: str = ""
+    port: int = 8000
 
 
-@dataclass
-class Settings:
-    # answering
-    answerer: str = "extractive"  # extractive | openai | ollama | llamacpp
-    llm_base_url: str = ""
-    llm_model: str = ""
-    llm_api_key: str = field(default="", repr=False)
-    llm_timeout_s: float = 60.0
-    llm_max_tokens: int = 512
-    llm_temperature: float = 0.1
-    llm_model_path: str = ""  # GGUF file for the llamacpp answerer
-    llm_context_window: int = 4096
-    # embedding
-    embedder: str = "e5"  # e5 | sentence-transformers | openai
-    embed_model: str = ""  # model name / folder for sentence-transformers or openai
-    embed_base_url: str = ""
-    embed_api_key: str = field(default="", repr=False)
-    embed_batch_size: int = 32
-    # store
-    chroma_dir: str = str(PROJECT_ROOT / "data" / "chroma")
-    chroma_host: str = ""
-    chroma_port: int = 8000
-    collection: str = "documents"
-    # retrieval
-    top_k: int = 5
-    decline_threshold: float = 0.0  # 0 = use the calibrated default of the answerability signal
-    max_question_chars: int = 4000
-    # ingestion
-    max_file_mb: float = 10.0  # ~2.5M tokens: about 1.5 h of e5 embedding on 2 cores
-    # ui
-    ui_user: str = ""
-    ui_password: str = field(default="", repr=False)
-    upload_max_mb: float = 20.0
+class UISettings(_Section):
+    """``RAG_UI_*``: the web app's login and memory bound."""
+
+    user: str = ""
+    password: SecretStr = SecretStr("")
     # Gradio keeps ~50 KB per browser/API session (measured); least recently used go first.
-    ui_max_sessions: int = 1000
-    data_dir: str = str(PROJECT_ROOT / "data")
+    max_sessions: int = 1000
 
+
+class JudgeSettings(_Section):
+    """``RAG_JUDGE_*``: the optional LLM-as-judge of ``rag eval`` (off unless both are set)."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: SecretStr = SecretStr("")
+    timeout: float = 60.0
+
+
+class SettingsError(ValueError):
+    """A variable has a value of the wrong type; the message is one line."""
+
+
+SECTIONS = ("llm", "embed", "chroma", "ui", "judge")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the defaults that run fully offline."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # RAG_LLM_BASE_URL -> llm.base_url, not llm.base.url
+        env_file=".env",
+        env_ignore_empty=True,  # "RAG_TOP_K=" in .env means the default
+        extra="ignore",
+        validate_assignment=True,
+    )
+
+    answerer: str = "extractive"  # a name from the answerer registry (rag backends)
+    embedder: str = "e5"  # a name from the embedder registry (rag backends)
+    collection: str = "documents"
+    top_k: int = 5
+    decline_threshold: float = 0.0  # 0: the calibrated default of the embedder
+    max_question_chars: int = 4000
+    max_file_mb: float = 10.0  # ~2.5M tokens: about 1.5 h of e5 embedding on 2 cores
+    upload_max_mb: float = 20.0
+    data_dir: str = str(PROJECT_ROOT / "data")
+    progress: bool = False  # a progress bar even when stderr is not a terminal
+
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embed: EmbedSettings = Field(default_factory=EmbedSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # one line naming the variable, not a pydantic report
+            first = exc.errors()[0]
+            where = "_".join(str(part) for part in first["loc"]).upper()
+            raise SettingsError(
+                f"{ENV_PREFIX}{where}: {first['msg']} (got {first.get('input')!r})"
+            ) from None
+
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        """Read ``RAG_*`` variables (after ``.env``); keyword overrides win."""
-        _load_dotenv()
-        d = cls()
-        data_dir = _env("RAG_DATA_DIR", d.data_dir)
-        s = cls(
-            answerer=_env("RAG_ANSWERER", d.answerer).lower(),
-            llm_base_url=_env("RAG_LLM_BASE_URL"),
-            llm_model=_env("RAG_LLM_MODEL"),
-            llm_api_key=_env("RAG_LLM_API_KEY"),
-            llm_timeout_s=_env_float("RAG_LLM_TIMEOUT", d.llm_timeout_s),
-            llm_max_tokens=_env_int("RAG_LLM_MAX_TOKENS", d.llm_max_tokens),
-            llm_temperature=_env_float("RAG_LLM_TEMPERATURE", d.llm_temperature),
-            llm_model_path=_env("RAG_LLM_MODEL_PATH"),
-            llm_context_window=_env_int("RAG_LLM_CONTEXT_WINDOW", d.llm_context_window),
-            embedder=_env("RAG_EMBEDDER", d.embedder).lower(),
-            embed_model=_env("RAG_EMBED_MODEL"),
-            embed_base_url=_env("RAG_EMBED_BASE_URL"),
-            embed_api_key=_env("RAG_EMBED_API_KEY"),
-            embed_batch_size=_env_int("RAG_EMBED_BATCH_SIZE", d.embed_batch_size),
-            chroma_dir=_env("RAG_CHROMA_DIR", str(Path(data_dir) / "chroma")),
-            chroma_host=_env("RAG_CHROMA_HOST"),
-            chroma_port=_env_int("RAG_CHROMA_PORT", d.chroma_port),
-            collection=_env("RAG_COLLECTION", d.collection),
-            top_k=_env_int("RAG_TOP_K", d.top_k),
-            decline_threshold=_env_float("RAG_DECLINE_THRESHOLD", d.decline_threshold),
-            max_question_chars=_env_int("RAG_MAX_QUESTION_CHARS", d.max_question_chars),
-            max_file_mb=_env_float("RAG_MAX_FILE_MB", d.max_file_mb),
-            ui_user=_env("RAG_UI_USER"),
-            ui_password=_env("RAG_UI_PASSWORD"),
-            upload_max_mb=_env_float("RAG_UPLOAD_MAX_MB", d.upload_max_mb),
-            ui_max_sessions=_env_int("RAG_UI_MAX_SESSIONS", d.ui_max_sessions),
-            data_dir=data_dir,
-        )
-        for key, value in overrides.items():
-            if not hasattr(s, key):
-                raise TypeError(f"unknown setting {key!r}")
-            setattr(s, key, value)
-        return s
+    def _nest_env_style_keywords(cls, data: Any) -> Any:
+        """Accept keywords spelled like the variables: ``Settings(llm_base_url=...)`` is
+        ``RAG_LLM_BASE_URL``, stored as ``llm.base_url``."""
+        if not isinstance(data, dict):
+            return data
+        nested: dict[str, Any] = {}
+        for key, value in data.items():
+            section, _, sub = key.partition("_")
+            if key not in cls.model_fields and section in SECTIONS and sub:
+                nested.setdefault(section, {})[sub] = value
+            elif key in SECTIONS and isinstance(value, dict):
+                nested.setdefault(key, {}).update(value)
+            else:
+                nested[key] = value
+        return nested
+
+    @field_validator("answerer", "embedder")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _default_store_dir(self) -> Settings:
+        if not self.chroma.dir:
+            self.chroma.dir = str(Path(self.data_dir) / "chroma")
+        return self
+
+    def with_answerer(self, name: str) -> Settings:
+        """A copy that uses another answerer (the UI and ``rag eval`` switch per question)."""
+        return self.model_copy(update={"answerer": name})
 
     def store_location(self) -> str:
         """Human-readable store location (never includes credentials)."""
-        if self.chroma_host:
-            return f"chroma://{self.chroma_host}:{self.chroma_port}/{self.collection}"
-        return f"{self.chroma_dir} (collection {self.collection})"
+        if self.chroma.host:
+            return f"chroma://{self.chroma.host}:{self.chroma.port}/{self.collection}"
+        return f"{self.chroma.dir} (collection {self.collection})"
 
-    def public_dict(self) -> dict[str, object]:
-        """Settings safe to show: secrets replaced by whether they are set."""
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = ("set" if value else "unset") if f.name in SECRET_FIELDS else value
-        return out
+    def secrets(self) -> list[str]:
+        """Every secret value that is set: what redaction must remove from any text shown."""
+        found = []
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, BaseModel):
+                found += [v.get_secret_value() for v in section.__dict__.values()
+                          if isinstance(v, SecretStr) and v.get_secret_value()]
+        return found
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to show: each secret replaced by whether it is set."""
+
+        def show(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return "set" if value.get_secret_value() else "unset"
+            if isinstance(value, BaseModel):
+                return {k: show(v) for k, v in value.__dict__.items()}
+            return value
+
+        return {name: show(getattr(self, name)) for name in type(self).model_fields}
+
+
+def env_variable_names() -> list[str]:
+    """Every ``RAG_*`` variable the settings read, derived from the model (for docs/tests)."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += [f"{ENV_PREFIX}{name}_{sub}".upper() for sub in annotation.model_fields]
+        else:
+            names.append(f"{ENV_PREFIX}{name}".upper())
+    return names

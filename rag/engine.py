@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.answering import Answerer
-from rag.answering.extractive import ExtractiveAnswerer
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.types import Answer, AnswererError, Citation, Draft, Passage
 
+if TYPE_CHECKING:
+    from rag.retrieval import Retrieval
+
 DECLINE_TEXT = "Not found in the documents: the corpus does not hold an answer to this question."
-LLM_ANSWERERS = ("openai", "ollama", "llamacpp")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question on its way through the answer policy."""
+
+    question: str  # as asked, whitespace-normalised
+    standalone: str  # what was searched for (a follow-up joined to the conversation)
+    retrieval: Retrieval
+    started: float  # perf_counter() when the question arrived
 
 
 class QuestionError(ValueError):
@@ -67,13 +78,18 @@ def condense_question(history: Sequence[tuple[str, str]], question: str) -> str:
 
 
 class Engine:
-    def __init__(self, settings: Settings | None = None, embedder: Any = None) -> None:
-        """``embedder``: an already loaded one to share (the benchmark, several engines)."""
-        self.settings = settings or Settings.from_env()
+    def __init__(
+        self, settings: Settings | None = None, embedder: Any = None, *,
+        retriever: Any = None, answerers: Mapping[str, Answerer] | None = None,
+    ) -> None:
+        """Components are built from the settings on first use; pass them to share or test:
+        ``embedder`` an already loaded one (the benchmark, several engines), ``retriever``
+        anything with ``retrieve(question, k) -> Retrieval``, ``answerers`` by name."""
+        self.settings = settings or Settings()
         self._embedder: Any = embedder
         self._store: Any = None
-        self._retriever: Any = None
-        self._answerers: dict[str, Answerer] = {}
+        self._retriever: Any = retriever
+        self._answerers: dict[str, Answerer] = dict(answerers or {})
 
     # -- components, created on first use so 'rag status' stays light ---------------
     @property
@@ -150,113 +166,128 @@ class Engine:
         }
 
     # -- answering ----------------------------------------------------------------------
+    # The answer policy, one step a method: prepare (check, condense, retrieve), decide
+    # (decline on weak support), draft (the chosen answerer writes), verify (only markers
+    # of passages that were sent become citations), fall back (an LLM that failed or cited
+    # nothing gives way to the extractive answer, with the reason), finish (the Answer).
     def answerer_names(self) -> list[str]:
+        """The answerers a person can pick: the configured one, and extractive."""
         names = ["extractive"]
-        if self.settings.answerer in LLM_ANSWERERS:
-            names.insert(0, self.settings.answerer)
+        configured = self.settings.answerer or "extractive"
+        if configured != "extractive":
+            names.insert(0, configured)
         return names
 
     def answerer(self, name: str | None = None) -> Answerer:
+        """The answerer called ``name`` (built once); ValueError when unknown or misconfigured."""
         name = (name or self.settings.answerer or "extractive").lower()
         if name not in self._answerers:
-            if name == "extractive":
-                self._answerers[name] = ExtractiveAnswerer()
-            elif name in LLM_ANSWERERS:
-                from rag.answering.llm import make_llm_answerer
+            from rag.registry import ANSWERERS
 
-                self._answerers[name] = make_llm_answerer(replace(self.settings, answerer=name))
-            else:
-                raise ValueError(
-                    f"unknown answerer {name!r}: choose extractive, openai, ollama or llamacpp"
-                )
+            self._answerers[name] = ANSWERERS.create(name, self.settings.with_answerer(name))
         return self._answerers[name]
-
-    def _threshold(self) -> float:
-        from rag.retrieval import default_threshold
-
-        return self.settings.decline_threshold or default_threshold(self.embedder.name)
 
     def ask(
         self, question: str, top_k: int | None = None, answerer: str | None = None,
         history: Sequence[tuple[str, str]] = (),
     ) -> Answer:
         """Answer a question; the result carries its citations and which answerer wrote it."""
-        final: Answer | None = None
-        for event in self.ask_stream(question, top_k, answerer, history, stream=False):
-            if isinstance(event, Answer):
-                final = event
-        assert final is not None
-        return final
+        steps = self._respond(self._prepare(question, top_k, history), answerer, stream=False)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
 
     def ask_stream(
         self, question: str, top_k: int | None = None, answerer: str | None = None,
-        history: Sequence[tuple[str, str]] = (), stream: bool = True,
+        history: Sequence[tuple[str, str]] = (),
     ) -> Iterator[str | Answer]:
         """Yield answer text as it is produced, then the final ``Answer``."""
+        answer = yield from self._respond(self._prepare(question, top_k, history), answerer)
+        yield answer
+
+    def _prepare(
+        self, question: str, top_k: int | None, history: Sequence[tuple[str, str]]
+    ) -> Turn:
         started = time.perf_counter()
         question = check_question(question, self.settings.max_question_chars)
         standalone = condense_question(history, question)
         k = max(1, min(int(top_k or self.settings.top_k), 50))
-        retrieval = self.retriever.retrieve(standalone, k)
-        passages = retrieval.passages
+        return Turn(question, standalone, self.retriever.retrieve(standalone, k), started)
 
-        def finish(draft: Draft, fallback: str | None = None) -> Answer:
-            declined = draft.declined or not draft.text.strip()
-            text, citations = (draft.text, []) if declined else self._citations(draft.text,
-                                                                                passages)
-            if declined:
-                text = DECLINE_TEXT
-            elif not citations:  # an LLM answer citing nothing it was given is not grounded
-                declined, text = True, DECLINE_TEXT
-            return Answer(
-                question=question, answer=text, answerer=draft.answerer, declined=declined,
-                citations=citations, retrieved=passages,
-                latency_ms=(time.perf_counter() - started) * 1000, fallback_reason=fallback,
-                standalone_question=standalone if standalone != question else None,
-                support=retrieval.support,
-            )
-
-        if not passages or retrieval.support < self._threshold():
-            yield finish(Draft(text="", answerer=(answerer or self.settings.answerer),
-                               declined=True))
-            return
+    def _respond(
+        self, turn: Turn, answerer: str | None, stream: bool = True
+    ) -> Generator[str, None, Answer]:
         name = (answerer or self.settings.answerer or "extractive").lower()
+        if self._should_decline(turn.retrieval):
+            return self._finish(turn, Draft(text="", answerer=name, declined=True))
+        chosen = None
         try:
-            chosen = self.answerer(name)
-        except ValueError as exc:
-            if name not in LLM_ANSWERERS:
-                raise
-            chosen, reason = None, f"{name} is not usable: {exc}"
-        if isinstance(chosen, ExtractiveAnswerer):
-            draft = chosen.draft(standalone, passages)
-            yield draft.text
-            yield finish(draft)
-            return
-        try:
-            if chosen is None:
-                raise AnswererError(reason)
-            if stream:
-                parts: list[str] = []
-                for delta in chosen.stream(standalone, passages):
-                    parts.append(delta)
-                    yield delta
-                from rag.answering.citations import is_decline
-
-                text = "".join(parts)
-                draft = Draft(text=text, answerer=chosen.name, declined=is_decline(text))
-            else:
-                draft = chosen.draft(standalone, passages)
-            answer = finish(draft)
-            if not answer.declined or draft.declined:
-                yield answer
-                return
+            chosen = self._usable_answerer(name)
+            draft = yield from self._draft(chosen, turn, stream)
+            answer = self._finish(turn, draft)
+            if not answer.declined or draft.declined or chosen.name == "extractive":
+                return answer
             reason = f"{chosen.name} cited none of the passages it was given"
         except AnswererError as exc:
             reason = f"{chosen.name} failed: {exc}" if chosen is not None else str(exc)
-        fallback = self.answerer("extractive").draft(standalone, passages)
-        fallback = replace(fallback, answerer="extractive (fallback)")
-        yield fallback.text
-        yield finish(fallback, fallback=reason)
+        return (yield from self._fall_back(turn, reason))
+
+    def _should_decline(self, retrieval: Retrieval) -> bool:
+        return not retrieval.passages or retrieval.support < self._threshold()
+
+    def _threshold(self) -> float:
+        from rag.retrieval import default_threshold
+
+        return self.settings.decline_threshold or default_threshold(self.embedder.name)
+
+    def _usable_answerer(self, name: str) -> Answerer:
+        """The answerer, or AnswererError when a known LLM answerer is misconfigured
+        (so the person gets the extractive answer and the reason, not an error)."""
+        from rag.registry import ANSWERERS
+
+        backend = ANSWERERS.get(name) if name not in self._answerers else None
+        try:
+            return self.answerer(name)
+        except ValueError as exc:
+            if backend is None or not backend.uses_llm:
+                raise
+            raise AnswererError(f"{name} is not usable: {exc}") from exc
+
+    @staticmethod
+    def _draft(chosen: Answerer, turn: Turn, stream: bool) -> Generator[str, None, Draft]:
+        passages = turn.retrieval.passages
+        if not stream:
+            return chosen.draft(turn.standalone, passages)
+        parts: list[str] = []
+        for delta in chosen.stream(turn.standalone, passages):
+            parts.append(delta)
+            yield delta
+        from rag.answering.citations import is_decline
+
+        text = "".join(parts)
+        return Draft(text=text, answerer=chosen.name, declined=is_decline(text))
+
+    def _fall_back(self, turn: Turn, reason: str) -> Generator[str, None, Answer]:
+        draft = self.answerer("extractive").draft(turn.standalone, turn.retrieval.passages)
+        draft = replace(draft, answerer="extractive (fallback)")
+        yield draft.text
+        return self._finish(turn, draft, fallback=reason)
+
+    def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None) -> Answer:
+        passages = turn.retrieval.passages
+        declined = draft.declined or not draft.text.strip()
+        text, citations = (draft.text, []) if declined else self._citations(draft.text, passages)
+        if declined or not citations:  # an answer citing nothing it was given is not grounded
+            declined, text = True, DECLINE_TEXT
+        return Answer(
+            question=turn.question, answer=text, answerer=draft.answerer, declined=declined,
+            citations=citations, retrieved=list(passages),
+            latency_ms=(time.perf_counter() - turn.started) * 1000, fallback_reason=fallback,
+            standalone_question=turn.standalone if turn.standalone != turn.question else None,
+            support=turn.retrieval.support,
+        )
 
     def _citations(
         self, text: str, passages: Sequence[Passage]

@@ -76,19 +76,19 @@ def ingest_lock(settings: Settings) -> Iterator[None]:
 
     (A Chroma server store is shared by design; its writes are per-file idempotent.)
     """
-    if settings.chroma_host:
+    if settings.chroma.host:
         yield
         return
     import fcntl
 
-    os.makedirs(settings.chroma_dir, exist_ok=True)
-    lock_path = Path(settings.chroma_dir) / ".ingest.lock"
+    os.makedirs(settings.chroma.dir, exist_ok=True)
+    lock_path = Path(settings.chroma.dir) / ".ingest.lock"
     with open(lock_path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IngestLocked(
-                f"another ingest is writing to {settings.chroma_dir}; wait for it to finish"
+                f"another ingest is writing to {settings.chroma.dir}; wait for it to finish"
             ) from exc
         try:
             yield
@@ -306,9 +306,9 @@ def _prune(store: Store, roots: list[Path], seen: set[str]) -> list[str]:
     return pruned
 
 
-def tqdm_progress() -> ProgressCallback | None:
-    """A progress bar on stderr when it is a terminal (or RAG_PROGRESS=1)."""
-    if not (sys.stderr.isatty() or os.environ.get("RAG_PROGRESS") == "1"):
+def tqdm_progress(force: bool = False) -> ProgressCallback | None:
+    """A progress bar on stderr when it is a terminal (or ``force``: RAG_PROGRESS=1)."""
+    if not (sys.stderr.isatty() or force):
         return None
     from tqdm import tqdm
 

@@ -76,11 +76,11 @@ def _client(settings: Settings) -> Any:
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
-        if settings.chroma_host:
+        if settings.chroma.host:
             return chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+                host=settings.chroma.host, port=settings.chroma.port, settings=chroma_settings
             )
-        return chromadb.PersistentClient(path=settings.chroma_dir, settings=chroma_settings)
+        return chromadb.PersistentClient(path=settings.chroma.dir, settings=chroma_settings)
     except Exception as exc:  # noqa: BLE001 - chromadb raises bare Exception/ValueError
         raise StoreError(
             f"cannot open the Chroma store at {settings.store_location()}: "

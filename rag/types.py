@@ -6,7 +6,7 @@ harness import them without paying for Chroma or an embedding model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -88,7 +88,3 @@ class Draft:
 
 class AnswererError(RuntimeError):
     """A configured answerer failed (down, timeout, bad reply); message is one line."""
-
-
-def passage_dict(p: Passage) -> dict[str, Any]:
-    return asdict(p)

@@ -50,7 +50,7 @@ def _mixed_folder(root: Path) -> tuple[Path, set[str], set[str]]:
 def test_mixed_folder_from_the_command_line(sample_settings: Settings, tmp_path: Path) -> None:
     folder, good, bad = _mixed_folder(tmp_path)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": sample_settings.chroma_dir}
+           "RAG_CHROMA_DIR": sample_settings.chroma.dir}
     result = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(folder)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 3, result.stderr

@@ -17,7 +17,7 @@ RAG = [sys.executable, "-m", "rag.cli"]
 
 def run(args: list[str], settings: Settings, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    environ.update({"RAG_CHROMA_DIR": settings.chroma_dir, "RAG_DATA_DIR": settings.data_dir},
+    environ.update({"RAG_CHROMA_DIR": settings.chroma.dir, "RAG_DATA_DIR": settings.data_dir},
                    **env)
     return subprocess.run(RAG + args, capture_output=True, text=True, env=environ, timeout=120,
                           cwd=settings.data_dir if Path(settings.data_dir).exists() else None)
@@ -73,7 +73,7 @@ def test_status_json_contract(sample_settings: Settings) -> None:
     assert {"files", "chunks", "embedder", "store"} <= set(out)
     assert len(out["files"]) == 5
     assert all({"source", "chunks", "language"} <= set(f) for f in out["files"])
-    assert sample_settings.chroma_dir in out["store"]
+    assert sample_settings.chroma.dir in out["store"]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "?!?...", "x" * 100_000])
@@ -122,7 +122,7 @@ def test_secrets_never_printed(sample_settings: Settings) -> None:
 
 def test_chat_follow_up_is_condensed(sample_settings: Settings) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    environ["RAG_CHROMA_DIR"] = sample_settings.chroma_dir
+    environ["RAG_CHROMA_DIR"] = sample_settings.chroma.dir
     result = subprocess.run(
         [*RAG, "chat"], input="What did Russia demand about 1997?\nand what did NATO answer?\n\n",
         capture_output=True, text=True, env=environ, timeout=120,

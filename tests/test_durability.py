@@ -53,10 +53,10 @@ def test_sigkill_mid_ingest_then_rerun_finishes_consistently(tmp_path: Path) -> 
     _synthetic_corpus(docs, 60)
     settings = Settings(chroma_dir=str(tmp_path / "chroma"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": settings.chroma_dir}
+           "RAG_CHROMA_DIR": settings.chroma.dir}
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(docs)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    manifest_db = Path(settings.chroma_dir) / "chroma.sqlite3"
+    manifest_db = Path(settings.chroma.dir) / "chroma.sqlite3"
     deadline = time.time() + 120
     while time.time() < deadline and not manifest_db.exists():
         time.sleep(0.2)

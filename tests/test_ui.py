@@ -116,7 +116,7 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
 
     launched: list[dict[str, Any]] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
-    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma_dir)
+    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma.dir)
     monkeypatch.setenv("RAG_UI_USER", "ana")
     monkeypatch.setenv("RAG_UI_PASSWORD", "s3cret-pw")
     assert ui_app.serve() == 0
@@ -378,7 +378,7 @@ def test_sessions_kept_in_memory_are_bounded(sample_settings: Settings) -> None:
     from tests.ui_helpers import free_port
     from ui.app import build_app, launch_options
 
-    sample_settings.ui_max_sessions = 3
+    sample_settings.ui.max_sessions = 3
     app = build_app(Engine(sample_settings))
     port = free_port()
     app.launch(prevent_thread_lock=True, quiet=True,

@@ -77,7 +77,7 @@ def redact(text: str, settings: Settings) -> str:
     Errors from model servers can echo request headers back; whatever the answerers
     do about that, nothing shown in the page or returned by the API carries a key.
     """
-    for secret in (settings.llm_api_key, settings.embed_api_key, settings.ui_password):
+    for secret in settings.secrets():
         if secret:
             text = text.replace(secret, "***")
     return text
@@ -279,8 +279,8 @@ def build_app(engine: Engine) -> gr.Blocks:
 
 def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``: binding, login, upload limit, look."""
-    auth = (settings.ui_user, settings.ui_password) if settings.ui_user and \
-        settings.ui_password else None
+    password = settings.ui.password.get_secret_value()
+    auth = (settings.ui.user, password) if settings.ui.user and password else None
     return {
         "server_name": host, "server_port": port, "auth": auth,
         "auth_message": "Log in to the RAG assistant" if auth else None,
@@ -288,21 +288,21 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "ssr_mode": False, "theme": _theme(), "css": CSS, "footer_links": ["api"],
         "enable_monitoring": False, "mcp_server": False, "pwa": False,
         # bounds the per-session state that every API caller without a session adds
-        "state_session_capacity": settings.ui_max_sessions,
+        "state_session_capacity": settings.ui.max_sessions,
     }
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     """Start the app on ``host:port`` (loopback by default); blocks until stopped."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    settings = Settings.from_env()
+    settings = Settings()
     engine = Engine(settings)
     if not engine.status()["files"]:
         print(f"The store is empty: ingesting the sample corpus from {DEFAULT_CORPUS} …",
               flush=True)
         print(engine.ingest([DEFAULT_CORPUS]).summary(), flush=True)
     engine.retriever  # noqa: B018 - load the embedding model now, not on the first question
-    if bool(settings.ui_user) != bool(settings.ui_password):
+    if bool(settings.ui.user) != bool(settings.ui.password.get_secret_value()):
         print("Login is off: set both RAG_UI_USER and RAG_UI_PASSWORD to require one.",
               flush=True)
     options = launch_options(settings, host, port)

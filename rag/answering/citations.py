@@ -14,23 +14,13 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from rag.markers import group_numbers, has_marker, replace_markers
 from rag.types import Passage
 
 DECLINE_SENTINEL = "NOT_FOUND"
 OPEN_QUOTE = "<<<"
 CLOSE_QUOTE = ">>>"
 MAX_SOURCE_CHARS = 200
-# A range such as [1-40] is expanded only up to this many numbers; a longer one
-# keeps its endpoints (it can only be a slip: answerers get a handful of passages).
-MAX_RANGE = 50
-
-# CJK models often write fullwidth brackets (【1】, ［1］); they are normalised to [1].
-_MARKER = re.compile(
-    r"[ \t]*(?P<open>[\[［【])\s*"
-    r"(?P<body>\d{1,3}(?:\s*(?:[,，、;]|[-–—])\s*\d{1,3})*)"
-    r"\s*(?P<close>[\]］】])"
-)
-_PART = re.compile(r"(\d+)\s*[-–—]\s*(\d+)|(\d+)")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[.,;:!?。，、！？])")
 _REPEATED = re.compile(r"\[(\d+)\](?:\s*\[\1\])+")
 
@@ -79,20 +69,6 @@ def format_passages(passages: Iterable[Passage]) -> str:
     return "\n\n".join(blocks)
 
 
-def _numbers(body: str) -> list[int]:
-    out: list[int] = []
-    for match in _PART.finditer(body):
-        if match.group(3) is not None:
-            out.append(int(match.group(3)))
-            continue
-        start, end = int(match.group(1)), int(match.group(2))
-        if start <= end and end - start < MAX_RANGE:
-            out.extend(range(start, end + 1))
-        else:
-            out.extend([start, end])
-    return out
-
-
 def parse_citations(text: str, passages: Sequence[Passage] | Iterable[int]) -> ParsedCitations:
     """Find ``[n]``, ``[n, m]``, ``[n][m]`` and ``[n-m]`` markers and check them.
 
@@ -108,7 +84,7 @@ def parse_citations(text: str, passages: Sequence[Passage] | Iterable[int]) -> P
 
     def replace(match: re.Match[str]) -> str:
         keep: list[int] = []
-        for n in _numbers(match.group("body")):
+        for n in group_numbers(match.group("body")):
             if n in sent:
                 if n not in keep:
                     keep.append(n)
@@ -121,7 +97,7 @@ def parse_citations(text: str, passages: Sequence[Passage] | Iterable[int]) -> P
         lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip(" \t"))]
         return lead + "".join(f"[{n}]" for n in keep)
 
-    cleaned = _REPEATED.sub(r"[\1]", _MARKER.sub(replace, text))
+    cleaned = _REPEATED.sub(r"[\1]", replace_markers(text, replace))
     if invalid:
         cleaned = _SPACE_BEFORE_PUNCT.sub("", cleaned)
     return ParsedCitations(cleaned.strip(), cited, invalid)
@@ -170,8 +146,7 @@ def is_decline(text: str) -> bool:
         return False
     if _SENTINEL.match(stripped):
         return True
-    has_marker = _MARKER.search(text) is not None
-    if has_marker:
+    if has_marker(text):
         return False
     if DECLINE_SENTINEL in text:
         return True

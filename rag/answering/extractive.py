@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from rag.registry import Backend
 from rag.types import Draft, Passage
 
 PREAMBLE = "Quoted from the documents, in their original language:"
@@ -54,3 +55,12 @@ class ExtractiveAnswerer:
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         yield self.draft(question, passages).text
+
+
+BACKENDS = (
+    Backend(
+        name="extractive",
+        description="quotes the best-supported sentences verbatim; no LLM (default)",
+        factory=lambda settings: ExtractiveAnswerer(),
+    ),
+)

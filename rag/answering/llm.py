@@ -20,7 +20,7 @@ they honour the timeout, stream, and raise recognisable errors):
   first request when no context window is given;
 * three more dependencies (``openai``, ``ollama``, ``tiktoken``) for two POSTs.
 
-Here the one timeout, ``settings.llm_timeout_s``, applies to connecting, to
+Here the one timeout, ``settings.llm.timeout``, applies to connecting, to
 sending, to waiting for the reply and to every gap between streamed chunks, and
 every failure is an ``AnswererError`` with a one-line message that names the
 server by scheme, host and port only and never contains the API key.
@@ -45,6 +45,7 @@ import httpx
 from rag.answering import Answerer
 from rag.answering.citations import DECLINE_SENTINEL, format_passages, is_decline
 from rag.config import Settings
+from rag.registry import Backend
 from rag.types import AnswererError, Draft, Passage
 
 SYSTEM_PROMPT = f"""\
@@ -155,14 +156,14 @@ class _HTTPChatAnswerer:
     def __init__(self, settings: Settings, endpoint: str) -> None:
         self.settings = settings
         self.endpoint = endpoint
-        self.name = f"{self.protocol}:{settings.llm_model}"
-        self._secret = settings.llm_api_key
+        self.name = f"{self.protocol}:{settings.llm.model}"
+        self._secret = settings.llm.api_key.get_secret_value()
         self._where = _origin(endpoint)
         headers = {"Accept": "application/json"}
-        if settings.llm_api_key:
-            headers["Authorization"] = f"Bearer {settings.llm_api_key}"
+        if self._secret:
+            headers["Authorization"] = f"Bearer {self._secret}"
         self._client = httpx.Client(
-            timeout=httpx.Timeout(settings.llm_timeout_s),
+            timeout=httpx.Timeout(settings.llm.timeout),
             headers=headers,
             # A model server on this machine never needs the HTTP(S)_PROXY of the shell.
             trust_env=not _is_loopback(endpoint),
@@ -222,7 +223,7 @@ class _HTTPChatAnswerer:
         self._client.close()
 
     def _window(self) -> tuple[int, int]:
-        return self.settings.llm_context_window, self.settings.llm_max_tokens
+        return self.settings.llm.context_window, self.settings.llm.max_tokens
 
     # -- errors ---------------------------------------------------------------------------
     def _error(self, message: str) -> AnswererError:
@@ -236,7 +237,7 @@ class _HTTPChatAnswerer:
             raise self._error(f"HTTP {response.status_code} {reason} from {self._where}{hint}")
 
     def _transport_error(self, exc: httpx.HTTPError, streaming: bool) -> AnswererError:
-        timeout = f"{self.settings.llm_timeout_s:g}s"
+        timeout = f"{self.settings.llm.timeout:g}s"
         if isinstance(exc, httpx.ConnectTimeout):
             message = f"could not connect to {self._where} within {timeout}"
         elif isinstance(exc, httpx.ConnectError):
@@ -266,7 +267,7 @@ class OpenAICompatibleAnswerer(_HTTPChatAnswerer):
     protocol = "openai"
 
     def __init__(self, settings: Settings) -> None:
-        base = settings.llm_base_url.strip().rstrip("/")
+        base = settings.llm.base_url.strip().rstrip("/")
         if urlsplit(base).path in ("", "/"):
             base += "/v1"  # "http://host:8080" means the server's OpenAI API at /v1
         endpoint = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
@@ -274,10 +275,10 @@ class OpenAICompatibleAnswerer(_HTTPChatAnswerer):
 
     def _payload(self, question: str, passages: Sequence[Passage], stream: bool) -> dict[str, Any]:
         return {
-            "model": self.settings.llm_model,
+            "model": self.settings.llm.model,
             "messages": build_messages(question, passages, *self._window()),
-            "temperature": self.settings.llm_temperature,
-            "max_tokens": self.settings.llm_max_tokens,
+            "temperature": self.settings.llm.temperature,
+            "max_tokens": self.settings.llm.max_tokens,
             "stream": stream,
         }
 
@@ -319,20 +320,20 @@ class OllamaAnswerer(_HTTPChatAnswerer):
     protocol = "ollama"
 
     def __init__(self, settings: Settings) -> None:
-        base = settings.llm_base_url.rstrip("/")
+        base = settings.llm.base_url.rstrip("/")
         endpoint = base if base.endswith("/api/chat") else f"{base}/api/chat"
         super().__init__(settings, endpoint)
 
     def _payload(self, question: str, passages: Sequence[Passage], stream: bool) -> dict[str, Any]:
         return {
-            "model": self.settings.llm_model,
+            "model": self.settings.llm.model,
             "messages": build_messages(question, passages, *self._window()),
             "stream": stream,
             "options": {
-                "temperature": self.settings.llm_temperature,
-                "num_predict": self.settings.llm_max_tokens,
+                "temperature": self.settings.llm.temperature,
+                "num_predict": self.settings.llm.max_tokens,
                 # Ollama's default context is small and silently truncates the passages.
-                "num_ctx": self.settings.llm_context_window,
+                "num_ctx": self.settings.llm.context_window,
             },
         }
 
@@ -373,13 +374,13 @@ class LlamaCppAnswerer:
 
     The model loads on the first question, not at construction, so configuring it
     costs nothing until it is used. One model instance is not thread-safe, so
-    generations are serialised. ``settings.llm_timeout_s`` bounds each generation
+    generations are serialised. ``settings.llm.timeout`` bounds each generation
     (checked between tokens; loading the model is not counted).
     """
 
     def __init__(self, settings: Settings, seed: int = 0, n_threads: int | None = None) -> None:
         self.settings = settings
-        self.model_path = Path(settings.llm_model_path)
+        self.model_path = Path(settings.llm.model_path)
         self.name = f"llamacpp:{self.model_path.name}"
         self.seed = seed
         self.n_threads = n_threads
@@ -387,7 +388,7 @@ class LlamaCppAnswerer:
         self._lock = threading.Lock()
 
     def _window(self) -> tuple[int, int]:
-        return self.settings.llm_context_window, self.settings.llm_max_tokens
+        return self.settings.llm.context_window, self.settings.llm.max_tokens
 
     def _load(self) -> Any:
         if self._llm is None:
@@ -400,7 +401,7 @@ class LlamaCppAnswerer:
             try:
                 self._llm = Llama(
                     model_path=str(self.model_path),
-                    n_ctx=self.settings.llm_context_window,
+                    n_ctx=self.settings.llm.context_window,
                     n_threads=self.n_threads,
                     seed=self.seed,
                     verbose=False,
@@ -417,8 +418,8 @@ class LlamaCppAnswerer:
             try:
                 chunks = llm.create_chat_completion(
                     messages=build_messages(question, passages, *self._window()),
-                    temperature=self.settings.llm_temperature,
-                    max_tokens=self.settings.llm_max_tokens,
+                    temperature=self.settings.llm.temperature,
+                    max_tokens=self.settings.llm.max_tokens,
                     seed=self.seed,
                     stream=True,
                 )
@@ -426,9 +427,9 @@ class LlamaCppAnswerer:
                     content = chunk["choices"][0]["delta"].get("content")
                     if content:
                         yield content
-                    if time.monotonic() - started > self.settings.llm_timeout_s:
+                    if time.monotonic() - started > self.settings.llm.timeout:
                         raise AnswererError(
-                            f"generation took longer than {self.settings.llm_timeout_s:g}s"
+                            f"generation took longer than {self.settings.llm.timeout:g}s"
                         )
             except AnswererError:
                 raise
@@ -483,14 +484,14 @@ def find_bundled_gguf(cache_dir: str | Path | None = None) -> Path:
 def make_llm_answerer(settings: Settings) -> Answerer:
     """The LLM answerer named by ``settings.answerer``; ValueError names what is missing."""
     kind = settings.answerer.strip().lower()
-    if settings.llm_timeout_s <= 0:
-        raise ValueError(f"RAG_LLM_TIMEOUT must be positive, got {settings.llm_timeout_s:g}")
+    if settings.llm.timeout <= 0:
+        raise ValueError(f"RAG_LLM_TIMEOUT must be positive, got {settings.llm.timeout:g}")
     if kind in ("openai", "ollama"):
         missing = [
             var
             for var, value in (
-                ("RAG_LLM_BASE_URL", settings.llm_base_url),
-                ("RAG_LLM_MODEL", settings.llm_model),
+                ("RAG_LLM_BASE_URL", settings.llm.base_url),
+                ("RAG_LLM_MODEL", settings.llm.model),
             )
             if not value.strip()
         ]
@@ -500,7 +501,7 @@ def make_llm_answerer(settings: Settings) -> Answerer:
                 f"RAG_ANSWERER={kind} needs {' and '.join(missing)} "
                 f"(e.g. RAG_LLM_BASE_URL={example})"
             )
-        if urlsplit(settings.llm_base_url.strip()).scheme not in ("http", "https"):
+        if urlsplit(settings.llm.base_url.strip()).scheme not in ("http", "https"):
             raise ValueError(
                 f"RAG_LLM_BASE_URL must start with http:// or https:// (e.g. {example})"
             )
@@ -508,12 +509,28 @@ def make_llm_answerer(settings: Settings) -> Answerer:
             return OpenAICompatibleAnswerer(settings)
         return OllamaAnswerer(settings)
     if kind == "llamacpp":
-        if not settings.llm_model_path.strip():
+        if not settings.llm.model_path.strip():
             raise ValueError("RAG_ANSWERER=llamacpp needs RAG_LLM_MODEL_PATH (a .gguf file)")
-        if not Path(settings.llm_model_path).is_file():
-            raise ValueError(f"RAG_LLM_MODEL_PATH is not a file: {settings.llm_model_path}")
+        if not Path(settings.llm.model_path).is_file():
+            raise ValueError(f"RAG_LLM_MODEL_PATH is not a file: {settings.llm.model_path}")
         return LlamaCppAnswerer(settings)
     raise ValueError(
         f"unknown LLM answerer RAG_ANSWERER={settings.answerer!r}: "
         "choose openai, ollama or llamacpp"
     )
+
+
+_SERVER_OPTIONS = ("RAG_LLM_BASE_URL", "RAG_LLM_MODEL", "RAG_LLM_API_KEY", "RAG_LLM_TIMEOUT",
+                   "RAG_LLM_MAX_TOKENS", "RAG_LLM_TEMPERATURE")
+BACKENDS = (
+    Backend(name="openai", description="any OpenAI-compatible chat server (vLLM, llama.cpp, "
+            "LM Studio, OpenAI)", factory=make_llm_answerer, options=_SERVER_OPTIONS,
+            uses_llm=True),
+    Backend(name="ollama", description="an Ollama server (native API)",
+            factory=make_llm_answerer, options=(*_SERVER_OPTIONS, "RAG_LLM_CONTEXT_WINDOW"),
+            uses_llm=True),
+    Backend(name="llamacpp", description="a local GGUF file through llama-cpp-python",
+            factory=make_llm_answerer,
+            options=("RAG_LLM_MODEL_PATH", "RAG_LLM_CONTEXT_WINDOW", "RAG_LLM_TIMEOUT"),
+            uses_llm=True),
+)
