@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from rag.embedding import EmbedderError
     from rag.engine import QuestionError
+    from rag.errors import one_line
     from rag.ingest import IngestLocked
     from rag.store import StoreError
     from rag.types import AnswererError
@@ -226,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (QuestionError, StoreError, EmbedderError, IngestLocked, AnswererError,
             ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

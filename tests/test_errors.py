@@ -1,0 +1,20 @@
+"""One-line, redacted error messages (rag.errors)."""
+
+from __future__ import annotations
+
+from rag.errors import MAX_ERROR_CHARS, one_line, redact
+
+
+def test_only_the_first_non_empty_line_survives() -> None:
+    assert one_line(RuntimeError("\n  boom: bad thing  \nTraceback (most recent call last):")) \
+        == "boom: bad thing"
+
+
+def test_an_empty_message_names_the_error_type() -> None:
+    assert one_line(TimeoutError()) == "TimeoutError"
+
+
+def test_secrets_are_removed_and_length_is_bounded() -> None:
+    message = one_line(ValueError("401 for key sk-abc " + "x" * 1000), secrets=["sk-abc", ""])
+    assert "sk-abc" not in message and "***" in message and len(message) == MAX_ERROR_CHARS
+    assert redact("pw=hunter2", ["hunter2"]) == "pw=***"
