@@ -2,9 +2,9 @@
 
 Documents are untrusted: a file may hold ``<script>`` or ``<img onerror>``. Every
 piece of document, question or error text goes through ``esc`` before it meets
-markup, so the Chatbot's own sanitiser is a second line of defence, not the first.
-Each message is one ``<div>`` without blank lines, so Markdown leaves it alone
-(a CommonMark HTML block ends only at a blank line).
+markup. Answers are rendered from plain dicts (``answer_record``), the form the
+browser keeps across reloads, and read with ``.get`` so fields added to ``Answer``
+later neither break old conversations nor need changes here.
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from rag.types import Answer, Citation
+from rag.documents import DocumentInfo
+from rag.types import Answer
 
 LANGUAGES = {
     "bg": "Bulgarian", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish",
     "fr": "French", "hu": "Hungarian", "it": "Italian", "nl": "Dutch", "pl": "Polish",
     "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "uk": "Ukrainian",
-    "und": "unknown language",
 }
 QUOTE_CHARS = 280
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+# Plain words for the similarity score of multilingual-e5 (cosine; answers below ~0.81
+# are declined): bands chosen on the sample corpus, the raw score stays in a tooltip.
+STRENGTH = ((0.87, "strong match"), (0.83, "good match"), (float("-inf"), "partial match"))
+INTRO = ("Ask a question about the documents, in any language. Answers quote the "
+         "documents and cite them like [1]: tap a number to see its source.")
 
 
 def esc(text: object) -> str:
@@ -32,16 +37,38 @@ def esc(text: object) -> str:
     return re.sub(r"\r\n|\r|\n", "<br>", escaped)
 
 
+def attr(text: object) -> str:
+    """Escape text for an attribute value (line breaks kept as characters)."""
+    return html.escape(str(text), quote=True)
+
+
 def language_name(code: str | None) -> str:
-    """'ro' → 'Romanian (ro)'; unknown codes are shown as given."""
+    """'ro' → 'Romanian'; unknown codes are shown as given, none as 'unknown language'."""
     code = (code or "und").strip() or "und"
-    name = LANGUAGES.get(code.lower())
-    return f"{name} ({code})" if name and code != "und" else (name or code)
+    if code == "und":
+        return "unknown language"
+    return LANGUAGES.get(code.lower(), code)
+
+
+def human_size(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1_000_000:
+        return f"{size / 1000:.0f} KB"
+    return f"{size / 1e6:.1f} MB"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def strength(score: float) -> str:
+    return next(words for floor, words in STRENGTH if score >= floor)
 
 
 def highlight(passage: str, sentence: str) -> str:
@@ -53,95 +80,195 @@ def highlight(passage: str, sentence: str) -> str:
     passage, sentence = passage or "", (sentence or "").strip()
     if not sentence:
         return esc(passage)
-    start = passage.find(sentence)
-    if start >= 0:
-        end = start + len(sentence)
-        return esc(passage[:start]) + f"<mark>{esc(sentence)}</mark>" + esc(passage[end:])
-    flat_passage, flat_sentence = " ".join(passage.split()), " ".join(sentence.split())
-    start = flat_passage.find(flat_sentence)
-    if start >= 0:
-        end = start + len(flat_sentence)
-        return (esc(flat_passage[:start]) + f"<mark>{esc(flat_sentence)}</mark>"
-                + esc(flat_passage[end:]))
+    for hay, needle in ((passage, sentence),
+                        (" ".join(passage.split()), " ".join(sentence.split()))):
+        start = hay.find(needle)
+        if start >= 0:
+            end = start + len(needle)
+            return esc(hay[:start]) + f"<mark>{esc(needle)}</mark>" + esc(hay[end:])
     if not passage:
         return f"<mark>{esc(sentence)}</mark>"
     return esc(passage) + f"<br>… <mark>{esc(sentence)}</mark>"
 
 
+def _marker_button(match: re.Match[str]) -> str:
+    first = re.match(r"\d+", match.group(1))
+    n = first.group(0) if first else "1"
+    return (f'<button type="button" class="rag-marker" data-n="{n}" '
+            f'aria-label="Show source {n}">[{match.group(1)}]</button>')
+
+
 def with_markers(escaped: str) -> str:
-    """Style ``[n]`` markers in already-escaped text (brackets and digits survive escaping)."""
-    return _MARKER.sub(r'<span class="rag-marker">[\1]</span>', escaped)
+    """``[n]`` markers in already-escaped text as buttons that open source ``n``."""
+    return _MARKER.sub(_marker_button, escaped)
 
 
-def citation_html(c: Citation) -> str:
-    """One source: file, language and quote always visible; the passage on expanding."""
+def answer_record(answer: Answer, titles: Mapping[str, str]) -> dict[str, Any]:
+    """The answer as JSON for the browser: the ``rag ask --json`` dict plus what the
+    page shows (title, language, whole passage per citation). No server paths."""
+    record = answer.to_dict()
+    record.pop("retrieved", None)  # not shown; keeps what the browser stores small
+    record["citations"] = [
+        {**d, "title": titles.get(c.source, c.source), "language": c.language,
+         "passage": c.passage_text}
+        for c, d in zip(answer.citations, record["citations"], strict=True)
+    ]
+    return record
+
+
+def citation_html(c: Mapping[str, Any]) -> str:
+    """One source: title, file, language, strength and quote visible; the passage on demand."""
+    n, score = int(c.get("n") or 0), float(c.get("score") or 0.0)
+    source = str(c.get("source") or "")
+    title = str(c.get("title") or source)
+    quote = str(c.get("text") or "")
     return (
-        '<details class="rag-source">'
-        f'<summary><span class="rag-marker">[{c.n}]</span> '
-        f'<span class="rag-file">{esc(c.source)}</span> · '
-        f'<span class="rag-lang">{esc(language_name(c.language))}</span> · '
-        f'<span class="rag-score">score {c.score:.2f}</span>'
-        f'<br><q class="rag-quote"><mark>{esc(shorten(c.text))}</mark></q></summary>'
-        f'<blockquote class="rag-passage">{highlight(c.passage_text, c.text)}</blockquote>'
-        "</details>"
+        f'<details class="rag-source" data-n="{n}">'
+        f'<summary><span class="rag-n">[{n}]</span> <span class="rag-title">{esc(title)}</span>'
+        f'<span class="rag-meta"><span class="rag-file">{esc(source)}</span> · '
+        f'<span class="rag-lang">{esc(language_name(c.get("language")))}</span> · '
+        f'<span class="rag-strength" title="similarity score {score:.2f}">'
+        f"{strength(score)}</span></span>"
+        f'<q class="rag-quote">{esc(shorten(quote))}</q>'
+        '<span class="rag-more">Show the passage</span></summary>'
+        f'<blockquote class="rag-passage">{highlight(str(c.get("passage") or ""), quote)}'
+        "</blockquote></details>"
     )
 
 
-def answer_html(answer: Answer, show_searched: bool = True) -> str:
-    """The finished answer: text with markers, sources, searched-for line, answerer note."""
-    parts = ['<div class="rag-answer">']
-    if answer.declined:
-        parts.append(f'<div class="rag-declined">{esc(answer.answer)}</div>')
-    else:
-        parts.append(f'<div class="rag-text">{with_markers(esc(answer.answer))}</div>')
-    if answer.citations:
-        parts.append('<div class="rag-sources"><div class="rag-sources-title">Sources</div>')
-        parts.extend(citation_html(c) for c in answer.citations)
-        parts.append("</div>")
-    if show_searched and answer.standalone_question:
-        parts.append(
-            f'<div class="rag-searched">searched for: {esc(answer.standalone_question)}</div>'
-        )
-    note = f"answered by <b>{esc(answer.answerer)}</b> in {answer.latency_ms:.0f} ms"
-    if answer.fallback_reason:
-        note += f" — fell back because {esc(answer.fallback_reason)}"
-    css = "rag-note rag-fallback" if answer.fallback_reason else "rag-note"
-    parts.append(f'<div class="{css}">{note}</div></div>')
+def copy_text(record: Mapping[str, Any]) -> str:
+    """What the copy button puts on the clipboard: the answer, then its sources."""
+    lines = [str(record.get("answer") or "")]
+    cites = record.get("citations") or []
+    if cites:
+        lines.append("")
+        lines += [f"[{c.get('n')}] {c.get('title') or c.get('source')} ({c.get('source')})"
+                  for c in cites]
+    return "\n".join(lines)
+
+
+def _footer(record: Mapping[str, Any], show_searched: bool) -> str:
+    parts = []
+    searched = record.get("standalone_question")
+    if show_searched and searched:
+        parts.append(f'<div class="rag-searched">searched for: {esc(searched)}</div>')
+    note = f"answered by {esc(record.get('answerer') or '')} in " \
+           f"{float(record.get('latency_ms') or 0):.0f} ms"
+    reason = record.get("fallback_reason")
+    if reason:
+        note += f" — fell back because {esc(reason)}"
+    css = "rag-note rag-fallback" if reason else "rag-note"
+    parts.append(
+        f'<div class="rag-footer"><span class="{css}">{note}</span>'
+        f'<button type="button" class="rag-copy" data-copy="{attr(copy_text(record))}" '
+        'aria-label="Copy this answer">Copy</button></div>')
     return "".join(parts)
+
+
+def answer_html(record: Mapping[str, Any], show_searched: bool = True) -> str:
+    """A finished answer: text with clickable markers, sources, searched-for line, note."""
+    text = esc(record.get("answer") or "")
+    body = (f'<div class="rag-declined">{text}</div>' if record.get("declined")
+            else f'<div class="rag-text">{with_markers(text)}</div>')
+    cites = record.get("citations") or []
+    sources = ""
+    if cites:
+        sources = ('<div class="rag-sources"><div class="rag-sources-title">Sources</div>'
+                   + "".join(citation_html(c) for c in cites) + "</div>")
+    return (f'<div class="rag-answer" role="article" aria-label="Answer">{body}{sources}'
+            f"{_footer(record, show_searched)}</div>")
 
 
 def streaming_html(partial: str) -> str:
     """The answer while it streams in: escaped text and a cursor."""
-    return (f'<div class="rag-answer rag-streaming"><div class="rag-text">'
+    return (f'<div class="rag-answer rag-streaming" role="article" aria-label="Answer, '
+            f'still writing" aria-busy="true"><div class="rag-text">'
             f"{with_markers(esc(partial))} …</div></div>")
 
 
 def error_html(message: str) -> str:
-    return f'<div class="rag-answer rag-error">{esc(message)}</div>'
+    return (f'<div class="rag-answer rag-error" role="article" aria-label="Error">'
+            f"{esc(message)}</div>")
 
 
-def user_html(question: str) -> str:
-    return esc(question)
+def turn_html(turn: Mapping[str, Any], show_searched: bool) -> str:
+    question = f'<div class="rag-user" aria-label="Your question">{esc(turn.get("question"))}</div>'
+    if turn.get("error"):
+        reply = error_html(str(turn["error"]))
+    elif turn.get("answer") is not None:
+        reply = answer_html(turn["answer"], show_searched)
+    else:
+        reply = streaming_html(str(turn.get("partial") or ""))
+    return f'<div class="rag-turn">{question}{reply}</div>'
 
 
-def documents_html(files: Sequence[Mapping[str, Any]]) -> str:
-    """The files in the store as a table (name, chunks, language)."""
-    if not files:
-        return '<div class="rag-docs rag-empty">No documents yet: upload some below.</div>'
-    rows = "".join(
-        f'<tr><td class="rag-file">{esc(f.get("source") or "")}</td>'
-        f'<td class="rag-num">{int(f.get("chunks") or 0)}</td>'
-        f'<td>{esc(language_name(f.get("language")))}</td></tr>'
-        for f in files
-    )
-    total = sum(int(f.get("chunks") or 0) for f in files)
+def chat_html(turns: Sequence[Mapping[str, Any]], show_searched: bool = True) -> str:
+    """The whole conversation, or a short how-to when it is empty."""
+    if not turns:
+        return f'<div class="rag-chat rag-empty"><p class="rag-intro">{esc(INTRO)}</p></div>'
+    body = "".join(turn_html(t, show_searched) for t in turns)
+    return f'<div class="rag-chat" role="log" aria-label="Conversation">{body}</div>'
+
+
+def _languages(docs: Sequence[DocumentInfo]) -> str:
+    counts: dict[str, int] = {}
+    for d in docs:
+        counts[language_name(d.language)] = counts.get(language_name(d.language), 0) + 1
+    return ", ".join(f"{n} in {lang}" for lang, n in sorted(counts.items(), key=lambda x: -x[1]))
+
+
+def _doc_item(d: DocumentInfo) -> str:
+    return (f'<li class="rag-doc"><span class="rag-doc-title">{esc(d.title)}</span>'
+            f'<span class="rag-doc-meta"><span class="rag-file">{esc(d.source)}</span> · '
+            f"{esc(language_name(d.language))} · {human_size(d.size_bytes)} · "
+            f"{plural(d.chunks, 'passage')}</span></li>")
+
+
+def header_html(docs: Sequence[DocumentInfo]) -> str:
+    """What is loaded, in one sentence, with the document titles a tap away."""
+    if not docs:
+        return ('<div class="rag-header"><h1>Ask your documents</h1><p class="rag-lede">'
+                "No documents yet: add some under Documents.</p></div>")
+    items = "".join(_doc_item(d) for d in docs)
     return (
-        '<table class="rag-docs"><thead><tr><th>File</th><th>Chunks</th><th>Language</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table>"
-        f'<div class="rag-note">{len(files)} files, {total} chunks</div>'
+        '<div class="rag-header"><h1>Ask your documents</h1>'
+        f'<details class="rag-loaded"><summary>{plural(len(docs), "document")} loaded '
+        f"({esc(_languages(docs))}) — show titles</summary>"
+        f'<ul class="rag-doclist">{items}</ul></details></div>'
     )
 
 
-def report_html(lines: Iterable[str]) -> str:
-    """The outcome of an upload or removal, one escaped line each."""
-    return "".join(f'<div class="rag-report-line">{esc(line)}</div>' for line in lines)
+def documents_html(docs: Sequence[DocumentInfo]) -> str:
+    """The documents panel's list: title, then file, language, size and passages."""
+    if not docs:
+        return '<div class="rag-docs rag-empty">No documents yet: add some below.</div>'
+    total = sum(d.chunks for d in docs)
+    return (f'<ul class="rag-docs rag-doclist">{"".join(_doc_item(d) for d in docs)}</ul>'
+            f'<div class="rag-note">{plural(len(docs), "document")}, '
+            f"{plural(total, 'passage')}</div>")
+
+
+def examples_html(questions: Iterable[str]) -> str:
+    """One-tap example questions (the page script puts one in the box and asks it)."""
+    buttons = "".join(
+        f'<button type="button" class="rag-example" data-q="{attr(q)}">{esc(q)}</button>'
+        for q in questions)
+    if not buttons:
+        return ""
+    return f'<div class="rag-examples" aria-label="Example questions">{buttons}</div>'
+
+
+def progress_html(done: int, total: int, name: str) -> str:
+    """A progress bar the width of its panel, naming the file being added."""
+    label = f"Adding {min(done + 1, total)} of {total}: {name}" if name else "Finishing…"
+    return (f'<div class="rag-progress"><progress value="{done}" max="{max(total, 1)}" '
+            f'aria-label="Adding documents"></progress>'
+            f'<div class="rag-progress-text">{esc(label)}</div></div>')
+
+
+def report_html(lines: Iterable[str], errors: Iterable[str] = ()) -> str:
+    """The outcome of an upload or removal: one line each, errors marked as such."""
+    ok = "".join(f'<div class="rag-report-line">{esc(line)}</div>' for line in lines)
+    bad = "".join(f'<div class="rag-report-line rag-error" role="alert">{esc(line)}</div>'
+                  for line in errors)
+    return ok + bad
