@@ -1,33 +1,32 @@
-"""The chat app: rendering and upload rules in-process, then the real app in headless Chromium.
+"""The chat app's parts in-process: rendering, titles, examples, uploads, login, live store.
 
-One ``rag serve`` subprocess (on a copy of the sample store) and one browser serve the
-whole module; each browser test opens its own page, so conversations do not mix.
+The browser tests of the running app are in ``tests/test_ui_browser.py``.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-from collections.abc import Iterator
+import asyncio
+import inspect
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rag.config import Settings
-from rag.engine import DECLINE_TEXT
-from rag.types import Answer, Citation
-from tests.fakes_llm_server import ScriptedLLMServer
-from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, ask, choose, running_app, upload
-from ui.render import answer_html, esc, highlight, streaming_html
-from ui.uploads import sanitize_filename, vet_uploads
+from rag.documents import describe, title_from_text
+from rag.types import Answer, Citation, Passage
+from ui.chat import make_respond, plain
+from ui.examples import load_examples
+from ui.login import SlowLogin
+from ui.render import answer_html, answer_record, chat_html, esc, highlight, streaming_html
+from ui.uploads import Quota, discard_temp, sanitize_filename, vet_uploads
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1">'
-
-
-# -- rendering and uploads, no server ----------------------------------------------------
+ZORBLAT = ("The Zorblat lighthouse on Kelvar island was painted teal in 1923 by Ottilie "
+           "Brandqvist. Ships still use its teal tower as a landmark.")
 
 
 def _citation(text: str, passage: str, n: int = 1) -> Citation:
@@ -35,17 +34,36 @@ def _citation(text: str, passage: str, n: int = 1) -> Citation:
                     language="ro")
 
 
+def _record(answer: Answer) -> dict[str, Any]:
+    return answer_record(answer, {"doc1.txt": "Title <one>"})
+
+
 def test_answer_html_escapes_document_text_and_keeps_one_block() -> None:
     passage = f"Before. Evil {HOSTILE} sentence.\n\nAfter."
     answer = Answer(question="q", answer=f"Evil {HOSTILE} sentence. [1]", answerer="extractive",
                     declined=False, citations=[_citation(f"Evil {HOSTILE} sentence.", passage)])
-    out = answer_html(answer)
+    out = answer_html(_record(answer))
     assert "<script" not in out and "<img" not in out
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in out
     assert "onerror=&quot;window.__pwned=1&quot;" in out
-    assert "\n" not in out  # a blank line would end the HTML block and let Markdown in
-    assert '<span class="rag-marker">[1]</span>' in out
-    assert "Romanian (ro)" in out and "doc1.txt" in out
+    assert "\n" not in out
+    assert 'class="rag-marker" data-n="1"' in out  # a button that opens source 1
+    assert 'details class="rag-source" data-n="1"' in out
+    assert "Romanian" in out and "doc1.txt" in out and "Title &lt;one&gt;" in out
+    assert 'title="similarity score 0.80"' in out and "partial match" in out
+
+
+def test_answer_record_is_json_without_paths_and_tolerates_new_fields() -> None:
+    passage = Passage(n=1, chunk_id="c", source="doc1.txt", path="/srv/secret/doc1.txt",
+                      text="x", score=0.9)
+    answer = Answer(question="q", answer="x [1]", answerer="extractive", declined=False,
+                    citations=[_citation("x", "x")], retrieved=[passage])
+    record = _record(answer)
+    assert "/srv/secret" not in json.dumps(record)
+    record["claims"] = [{"text": "x", "supported": True}]  # a field a later engine may add
+    record["citations"][0]["verified"] = True
+    assert "doc1.txt" in answer_html(record)
+    assert answer_html({"answer": "old turn"}).count("rag-answer") == 1  # missing fields
 
 
 def test_highlight_marks_the_cited_sentence_even_across_whitespace() -> None:
@@ -58,20 +76,55 @@ def test_highlight_marks_the_cited_sentence_even_across_whitespace() -> None:
 def test_declined_fallback_and_searched_for_are_shown() -> None:
     declined = Answer(question="q", answer="Not found in the documents: nothing.",
                       answerer="extractive", declined=True)
-    assert "Not found in the documents" in answer_html(declined)
-    assert "rag-sources" not in answer_html(declined)
+    assert "Not found in the documents" in answer_html(_record(declined))
+    assert "rag-sources" not in answer_html(_record(declined))
     fell_back = Answer(question="and then?", answer="x [1]", answerer="extractive (fallback)",
                        declined=False, citations=[_citation("x", "x")],
                        fallback_reason="openai failed: <timeout>",
                        standalone_question="What <b>happened</b>? and then?")
-    out = answer_html(fell_back)
+    out = answer_html(_record(fell_back))
     assert "extractive (fallback)" in out and "openai failed: &lt;timeout&gt;" in out
     assert "searched for: What &lt;b&gt;happened&lt;/b&gt;? and then?" in out
-    assert "searched for" not in answer_html(fell_back, show_searched=False)
-    assert streaming_html("<i>part</i>") == (
-        '<div class="rag-answer rag-streaming"><div class="rag-text">'
-        "&lt;i&gt;part&lt;/i&gt; …</div></div>")
+    assert "searched for" not in answer_html(_record(fell_back), show_searched=False)
+    assert "&lt;i&gt;part&lt;/i&gt; …" in streaming_html("<i>part</i>")
     assert esc("a\r\nb\nc") == "a<br>b<br>c"
+    assert "rag-intro" in chat_html([])
+
+
+def test_setting_names_stay_out_of_messages() -> None:
+    assert plain("the question is 9000 characters long; the limit is 4000 "
+                 "(RAG_MAX_QUESTION_CHARS)") == (
+        "the question is 9000 characters long; the limit is 4000")
+    assert "RAG_" not in plain("file is 30 MB, over the 10 MB limit (RAG_MAX_FILE_MB)")
+
+
+def test_titles_come_from_the_first_heading_or_line(tmp_path: Path) -> None:
+    assert title_from_text("\n\n# Mars rovers\nText.", "f.md") == "Mars rovers"
+    assert title_from_text("  \nFirst line here.\nSecond.", "f.txt") == "First line here."
+    long = title_from_text("word " * 50, "f.txt")
+    assert len(long) <= 72 and long.endswith("…")
+    assert title_from_text("", "f.txt") == "f.txt"
+    doc = tmp_path / "003_abc.txt"
+    doc.write_text("Putin a discutat la Kremlin.\nMai mult text.")
+    info = describe([{"path": str(doc), "source": doc.name, "language": "ro", "chunks": 2},
+                     {"path": None, "source": "ghost"}])
+    assert [(d.title, d.language, d.chunks, d.size_bytes) for d in info] == [
+        ("Putin a discutat la Kremlin.", "ro", 2, doc.stat().st_size)]
+    missing = describe([{"path": str(tmp_path / "gone.txt"), "source": "gone.txt"}])
+    assert missing[0].title == "gone.txt"
+
+
+def test_examples_are_read_beside_the_corpus(tmp_path: Path) -> None:
+    from rag.config import DEFAULT_CORPUS
+
+    shipped = load_examples([DEFAULT_CORPUS])
+    assert "What did Russia demand about 1997?" in [e.question for e in shipped]
+    assert {e.lang for e in shipped} >= {"en", "pl", "ro"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "examples.json").write_text('["Why?", "  Why?  ", 3]')
+    (tmp_path / "b" / "examples.json").write_text("{not json")
+    assert [e.question for e in load_examples([tmp_path / "a", tmp_path / "b"])] == ["Why?"]
 
 
 @pytest.mark.parametrize(
@@ -99,12 +152,71 @@ def test_vet_uploads_enforces_type_and_size_and_stays_in_the_folder(tmp_path: Pa
     exe = src / "tool.exe"
     exe.write_bytes(b"MZ")
     uploads = tmp_path / "data" / "uploads"
-    vetted = vet_uploads([str(ok), str(big), str(exe)], uploads, max_mb=2)
+    vetted = vet_uploads([str(ok), str(big), str(exe)], uploads, 2)
     assert vetted.accepted == [(uploads / "notes_ok.md").resolve()]
     assert vetted.accepted[0].read_text() == "fine"
-    assert len(vetted.rejected) == 2
-    assert "big.txt: 2.0 MB is over the 2 MB upload limit" in vetted.rejected[0]
-    assert "tool.exe: file type .exe is not allowed" in vetted.rejected[1]
+    assert vetted.rejected == [
+        "big.txt was not added: it is 2.0 MB, files can be up to 2 MB",
+        "tool.exe was not added: .exe files are not supported "
+        "(use .txt, .md, .html, .htm, .pdf, .docx)",
+    ]
+
+
+def test_uploads_have_a_session_and_a_total_quota(tmp_path: Path) -> None:
+    """Found by a hostile tester: 200 x 900 KB were all accepted; there was no quota."""
+    src = tmp_path / "in"
+    src.mkdir()
+    files = []
+    for i in range(6):
+        f = src / f"f{i}.txt"
+        f.write_bytes(b"x" * 400_000)
+        files.append(str(f))
+    uploads = tmp_path / "uploads"
+    quota = Quota(file_mb=1, session_mb=1, total_mb=2, files_per_upload=5)
+    first = vet_uploads(files[:3], uploads, quota)
+    assert len(first.accepted) == 2 and first.accepted_bytes == 800_000
+    assert first.rejected == [
+        "f2.txt was not added: this session has reached its upload allowance of 1 MB"]
+    roomy = Quota(file_mb=1, session_mb=5, total_mb=1.9)
+    other_session = vet_uploads(files[2:5], uploads, roomy, session_used=0)
+    assert len(other_session.accepted) == 2  # 1.6 MB in the folder now
+    assert other_session.rejected == ["f4.txt was not added: the uploads space (1.9 MB) is full"]
+    many = vet_uploads(files, tmp_path / "other", Quota(files_per_upload=5))
+    assert many.rejected == ["f5.txt was not added: at most 5 files at a time"]
+
+
+def test_temp_copies_are_discarded_only_inside_the_temp_folder(tmp_path: Path) -> None:
+    temp = tmp_path / "gradio"
+    (temp / "abc123").mkdir(parents=True)
+    copy = temp / "abc123" / "notes.txt"
+    copy.write_text("x")
+    mine = tmp_path / "keep.txt"
+    mine.write_text("y")
+    discard_temp([str(copy), str(mine)], temp)
+    assert not copy.exists() and not (temp / "abc123").exists()
+    assert mine.exists() and temp.exists()
+
+
+def test_failed_logins_slow_down_and_a_success_resets() -> None:
+    """Found by a hostile tester: 200 wrong passwords in 0.1 s, no slowdown."""
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:  # a double for the clock only
+        waits.append(seconds)
+
+    login = SlowLogin("ana", "s3cret", free_attempts=2, base_delay_s=0.5, max_delay_s=2,
+                      sleep=fake_sleep)
+    assert inspect.iscoroutinefunction(login.check)  # what Gradio checks before awaiting
+
+    async def attempts() -> list[bool]:
+        results = [await login.check("ana", "wrong") for _ in range(5)]
+        results.append(await login.check("ana", "s3cret"))
+        results.append(await login.check("ana", "wrong"))
+        return results
+
+    assert asyncio.run(attempts()) == [False] * 5 + [True, False]
+    assert waits == [0.5, 1.0, 2.0, 2.0]  # after 2 free failures; capped; reset by success
+    assert asyncio.run(login.check("bob", "s3cret")) is False
 
 
 def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
@@ -116,7 +228,7 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
 
     launched: list[dict[str, Any]] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
-    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma.dir)
+    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma_dir)
     monkeypatch.setenv("RAG_UI_USER", "ana")
     monkeypatch.setenv("RAG_UI_PASSWORD", "s3cret-pw")
     assert ui_app.serve() == 0
@@ -124,7 +236,8 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
     assert ui_app.serve(host="0.0.0.0", port=8123) == 0
     first, second = launched
     assert (first["server_name"], first["server_port"]) == ("127.0.0.1", 7860)
-    assert first["auth"] == ("ana", "s3cret-pw")
+    assert asyncio.run(first["auth"]("ana", "s3cret-pw")) is True
+    assert asyncio.run(first["auth"]("ana", "guess")) is False
     assert first["max_file_size"] == 20_000_000
     assert second["auth"] is None and second["server_name"] == "0.0.0.0"
     out = capsys.readouterr().out
@@ -132,265 +245,52 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
     assert "ingesting the sample corpus" not in out  # the store was not empty
 
 
-def test_errors_and_answers_are_shown_without_secrets() -> None:
-    from ui.app import one_line, render_chat
+def test_errors_and_answers_are_shown_without_secrets(sample_engine: Any) -> None:
+    from ui.app import one_line, redact
+    from ui.live_engine import LiveEngine
 
     settings = Settings(llm_api_key="sk-live-123")
     err = RuntimeError("openai failed: 401 for key sk-live-123\nTraceback (most recent call)")
     assert one_line(err, settings) == "openai failed: 401 for key ***"
-    answer = Answer(question="q", answer="a [1]", answerer="extractive (fallback)",
-                    declined=False, citations=[_citation("a", "a")],
-                    fallback_reason="openai failed: Bearer sk-live-123 refused")
-    messages = render_chat([{"question": "q", "answer": answer}], True, settings)
-    assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert "sk-live-123" not in messages[1]["content"]
-    assert "Bearer *** refused" in messages[1]["content"]
+
+    class LeakyEngine:  # a double: the real fallback path is in the browser test
+        settings = sample_engine.settings
+
+        def ask_stream(self, *args: Any) -> Any:
+            yield Answer(question="q", answer="a [1]", answerer="extractive (fallback)",
+                         declined=False, citations=[_citation("a", "a")],
+                         fallback_reason="openai failed: Bearer sk-live-123 refused")
+
+    live = LiveEngine(sample_engine)
+    live.engine = LeakyEngine()  # type: ignore[assignment]
+    live._dir = None  # no store to watch for the double
+    respond = make_respond(live, lambda text: redact(text, settings))
+    *_, (_, html, turns, _) = respond("q", [], 5, "", True)
+    assert "sk-live-123" not in html and "sk-live-123" not in json.dumps(turns)
+    assert "Bearer *** refused" in html
 
 
-# -- the real app --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def app_dirs(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        tuple[str, Path]]:
-    """The running app's URL and its data folder (uploads land in ``uploads/`` under it)."""
-    work = tmp_path_factory.mktemp("ui_app")
-    shutil.copytree(sample_store_dir, work / "chroma")
-    (work / "data").mkdir()
-    with running_app(work / "chroma", work / "data", work / "serve.log") as url:
-        yield url, work / "data"
-
-
-@pytest.fixture(scope="module")
-def app_url(app_dirs: tuple[str, Path]) -> str:
-    return app_dirs[0]
-
-
-@pytest.fixture(scope="module")
-def app_data_dir(app_dirs: tuple[str, Path]) -> Path:
-    return app_dirs[1]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any, app_url: str) -> Iterator[Any]:
-    """A fresh page on the app; fails the test on any JavaScript error or outside request."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    outside: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-          else outside.append(r.url))
-    pg.goto(app_url)
-    pg.locator("#question textarea").wait_for(timeout=60_000)
-    yield pg
-    context.close()
-    assert not errors, errors
-    assert not outside, f"the page reached outside the machine: {outside}"
-
-
-@pytest.mark.browser
-def test_chat_answers_with_citations(page: Any, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect
-
-    answer = ask(page, "What did Russia demand about 1997?")
-    expect(answer.locator(".rag-text")).to_contain_text("1997")
-    expect(answer.locator(".rag-text .rag-marker").first).to_have_text("[1]")
-    sources = answer.locator("details.rag-source")
-    expect(sources.first.locator(".rag-file")).to_have_text("003_f0b8fe8fdb47aa20.txt")
-    expect(sources.first.locator(".rag-lang")).to_have_text("Romanian (ro)")
-    expect(sources.first.locator("summary mark")).to_contain_text("1997")
-    expect(answer.locator(".rag-note")).to_contain_text("answered by extractive")
-    passage = sources.first.locator(".rag-passage")
-    expect(passage).to_be_hidden()
-    sources.first.locator("summary").click()
-    expect(passage).to_be_visible()
-    expect(passage.locator("mark")).to_contain_text("1997")
-    assert len(passage.inner_text()) > len(passage.locator("mark").inner_text())  # context
-    shot = artifacts_dir / "ui-chat-1997.png"
-    page.screenshot(path=str(shot))
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, SCREENSHOTS / "chat-1997.png")
-
-
-@pytest.mark.browser
-def test_follow_up_is_condensed_and_answered(page: Any, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect
-
-    ask(page, "What did Russia demand about 1997?")
-    answer = ask(page, "and what did NATO answer?")
-    expect(answer.locator("details.rag-source").first).to_be_attached()
-    searched = answer.locator(".rag-searched")
-    expect(searched).to_have_text(
-        "searched for: What did Russia demand about 1997? and what did NATO answer?")
-    page.screenshot(path=str(artifacts_dir / "ui-follow-up.png"))
-    sources = page.locator("#chat .rag-source").count()
-    page.locator("#show-searched input").uncheck()
-    expect(page.locator("#chat .rag-searched")).to_have_count(0)
-    expect(page.locator("#chat .rag-source")).to_have_count(sources)  # the rest re-rendered
-    page.locator("#show-searched input").check()
-    expect(page.locator("#chat .rag-searched")).to_have_count(1)
-    page.locator("#clear").click()
-    expect(page.locator("#chat .rag-answer")).to_have_count(0)
-    fresh = ask(page, "and what did NATO answer?")  # no history left to lean on
-    expect(fresh.locator(".rag-searched")).to_have_count(0)
-
-
-@pytest.mark.browser
-def test_errors_are_one_line_and_unanswerable_is_declined(page: Any) -> None:
-    from playwright.sync_api import expect
-
-    answer = ask(page, "???")
-    expect(answer).to_have_class("rag-answer rag-error")
-    expect(answer).to_have_text(
-        "Cannot ask that: the question has no words, only punctuation or symbols")
-    declined = ask(page, "What is the boiling point of tungsten in kelvin?")
-    expect(declined.locator(".rag-declined")).to_have_text(DECLINE_TEXT)
-    expect(declined.locator(".rag-source")).to_have_count(0)
-
-
-@pytest.mark.browser
-def test_upload_answer_and_remove(page: Any, app_data_dir: Path, artifacts_dir: Path,
-                                  tmp_path: Path) -> None:
-    from playwright.sync_api import expect
-
-    fact = ("The Zorblat lighthouse on Kelvar island was painted teal in 1923 by Ottilie "
-            "Brandqvist. Ships still use its teal tower as a landmark.")
-    upload(page, [{"name": "../../Zorblat lighthouse.txt", "mimeType": "text/plain",
-                   "buffer": fact.encode()},
-                  {"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"not a pdf"}],
-           "added: Zorblat_lighthouse.txt")
-    lines = page.locator("#upload-report .rag-report-line")
-    expect(lines.filter(has_text="broken.pdf")).to_have_count(1)
-    expect(lines.filter(has_text="broken.pdf")).to_contain_text("skipped broken.pdf: ")
-    stored = app_data_dir / "uploads" / "Zorblat_lighthouse.txt"
-    assert stored.read_text() == fact
-    assert not (app_data_dir / "uploads" / "broken.pdf").exists()
-    work = app_data_dir.parent  # the '../../' in the uploaded name reached nothing outside
-    stray = [p for p in work.rglob("*") if p.is_file() and p.parts[len(work.parts)] != "chroma"
-             and p.parent != app_data_dir / "uploads" and p.name != "serve.log"]
-    assert not stray, stray
-    expect(page.locator("#docs")).to_contain_text("Zorblat_lighthouse.txt")
-    answer = ask(page, "Who painted the Zorblat lighthouse teal?")
-    expect(answer.locator(".rag-source .rag-file").first).to_have_text("Zorblat_lighthouse.txt")
-    expect(answer.locator(".rag-text")).to_contain_text("Ottilie Brandqvist")
-    page.screenshot(path=str(artifacts_dir / "ui-upload.png"))
-
-    choose(page, "remove-file", "Zorblat_lighthouse.txt")
-    page.locator("#remove").click()
-    expect(page.locator("#upload-report")).to_have_text("removed Zorblat_lighthouse.txt")
-    expect(page.locator("#docs")).not_to_contain_text("Zorblat_lighthouse.txt")
-    assert not stored.exists()
-    again = ask(page, "Who painted the Zorblat lighthouse teal?")
-    expect(again).not_to_contain_text("Zorblat_lighthouse.txt")
-
-
-@pytest.mark.browser
-def test_hostile_document_shows_as_text_and_runs_nothing(page: Any, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect
-
-    text = (f"The quartz falcon treaty was signed in Velmora in 2031 {HOSTILE} by the harbour "
-            "council. The quartz falcon treaty needs three keys to open the vault.")
-    upload(page, [{"name": "hostile note.txt", "mimeType": "text/plain",
-                   "buffer": text.encode()}], "added: hostile_note.txt")
-    answer = ask(page, "Where was the quartz falcon treaty signed?")
-    source = answer.locator("details.rag-source").first
-    expect(source.locator(".rag-file")).to_have_text("hostile_note.txt")
-    source.locator("summary").click()
-    page.wait_for_timeout(500)  # give an injected onerror handler the chance to fire
-    assert page.evaluate("typeof window.__pwned") == "undefined"
-    assert page.locator("#chat script, #chat img[src='x']").count() == 0
-    expect(source.locator(".rag-passage")).to_contain_text(HOSTILE)
-    expect(answer.locator(".rag-text")).to_contain_text("<script>window.__pwned=1</script>")
-    page.screenshot(path=str(artifacts_dir / "ui-hostile.png"))
-
-
-def test_api_endpoint_returns_the_answer_contract(app_url: str) -> None:
-    from gradio_client import Client
-    from gradio_client.exceptions import AppError
-
-    client = Client(app_url, verbose=False)
-    result = client.predict("What did Russia demand about 1997?", 3, api_name="/ask")
-    contract = Answer(question="", answer="", answerer="", declined=False).to_dict()
-    assert set(result) == set(contract)
-    assert result["declined"] is False and result["answerer"] == "extractive"
-    assert result["citations"][0]["source"] == "003_f0b8fe8fdb47aa20.txt"
-    assert len(result["retrieved"]) == 3
-    with pytest.raises(AppError, match="the question is empty"):
-        client.predict("   ", 3, api_name="/ask")
-
-
-@pytest.mark.browser
-def test_llm_fallback_is_noted_and_the_answerer_can_be_chosen(
-    browser: Any, sample_store_dir: Path, tmp_path: Path
+def test_a_question_sees_an_ingest_made_by_another_process(
+    sample_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A configured LLM that fails (and echoes its key) falls back visibly, never shows the key."""
-    from playwright.sync_api import expect
-
-    key = "sk-test-UI-SECRET-0123456789"
-    shutil.copytree(sample_store_dir, tmp_path / "chroma")
-    (tmp_path / "data").mkdir()
-    llm = ScriptedLLMServer().start()
-    env = {"RAG_ANSWERER": "openai", "RAG_LLM_BASE_URL": f"{llm.url}/v1",
-           "RAG_LLM_MODEL": "echo-key", "RAG_LLM_API_KEY": key, "RAG_LLM_TIMEOUT": "5"}
-    try:
-        with running_app(tmp_path / "chroma", tmp_path / "data", tmp_path / "serve.log",
-                         extra_env=env) as url:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
-            expect(page.locator("#answerer input")).to_have_value("openai")
-            answer = ask(page, "What did Russia demand about 1997?")
-            note = answer.locator(".rag-note.rag-fallback")
-            expect(note).to_contain_text("answered by extractive (fallback)")
-            expect(note).to_contain_text(
-                re.compile(r"fell back because openai\S* failed: HTTP 401"))
-            expect(answer.locator(".rag-file").first).to_have_text("003_f0b8fe8fdb47aa20.txt")
-            assert llm.requests, "the openai answerer was not called"
-            assert key not in page.content()
-            choose(page, "answerer", "extractive")
-            chosen = ask(page, "What did Russia demand about 1997?")
-            expect(chosen.locator(".rag-note")).to_have_text(
-                re.compile(r"^answered by extractive in \d+ ms$"))
-            page.close()
-    finally:
-        llm.close()
-
-
-def test_sessions_kept_in_memory_are_bounded(sample_settings: Settings) -> None:
-    """Every API call without a session makes Gradio keep a new one (~50 KB, measured);
-    the app keeps at most RAG_UI_MAX_SESSIONS, dropping the least recently used."""
-    import uuid
-
-    import httpx
-
+    """Found by a hostile tester: after `rag ingest` in another process the app listed the
+    new file but answered "Not found" until it ingested something itself."""
     from rag.engine import Engine
-    from tests.ui_helpers import free_port
-    from ui.app import build_app, launch_options
+    from ui.live_engine import LiveEngine
 
-    sample_settings.ui.max_sessions = 3
-    app = build_app(Engine(sample_settings))
-    port = free_port()
-    app.launch(prevent_thread_lock=True, quiet=True,
-               **launch_options(sample_settings, "127.0.0.1", port))
-    try:
-        base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
-        with httpx.Client(timeout=60) as http:
-            for _ in range(8):
-                event = http.post(base, json={"data": ["Czego Rosja żądała od NATO?", 3, ""],
-                                              "session_hash": uuid.uuid4().hex}).json()
-                reply = http.get(f"{base}/{event['event_id']}").text
-                assert "event: complete" in reply, reply
-        assert 0 < len(app.state_holder.session_data) <= 3
-    finally:
-        app.close()
+    live = LiveEngine(Engine(sample_settings))
+    question = "Who painted the Zorblat lighthouse teal?"
+    assert live.fresh().ask(question).declined
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zorblat.txt").write_text(ZORBLAT)
+    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma_dir)
+    subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(extra)], check=True,
+                   capture_output=True)
+    answer = live.fresh().ask(question)
+    assert not answer.declined and answer.citations[0].source == "zorblat.txt"
+    assert live.reopened == 1
+    subprocess.run([sys.executable, "-m", "rag.cli", "delete", "zorblat.txt"], check=True,
+                   capture_output=True)
+    assert live.fresh().ask(question).declined
+    assert live.fresh() is live.engine and live.reopened == 2  # nothing new: no reopen

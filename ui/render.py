@@ -2,7 +2,7 @@
 
 Documents are untrusted: a file may hold ``<script>`` or ``<img onerror>``. Every
 piece of document, question or error text goes through ``esc`` before it meets
-markup. Answers are rendered from plain dicts (``answer_record``), the form the
+markup, and no output holds a raw line break. Answers are rendered from plain dicts (``answer_record``), the form the
 browser keeps across reloads, and read with ``.get`` so fields added to ``Answer``
 later neither break old conversations nor need changes here.
 """
@@ -38,8 +38,8 @@ def esc(text: object) -> str:
 
 
 def attr(text: object) -> str:
-    """Escape text for an attribute value (line breaks kept as characters)."""
-    return html.escape(str(text), quote=True)
+    """Escape text for an attribute value (line breaks kept, as character references)."""
+    return html.escape(str(text), quote=True).replace("\n", "&#10;")
 
 
 def language_name(code: str | None) -> str:
