@@ -294,3 +294,60 @@ def test_a_question_sees_an_ingest_made_by_another_process(
                    capture_output=True)
     assert live.fresh().ask(question).declined
     assert live.fresh() is live.engine and live.reopened == 2  # nothing new: no reopen
+
+
+def _launched(settings: Settings) -> tuple[Any, int]:
+    from rag.engine import Engine
+    from tests.ui_helpers import free_port
+    from ui.app import build_app, launch_options
+
+    app = build_app(Engine(settings))
+    port = free_port()
+    app.launch(prevent_thread_lock=True, quiet=True,
+               **launch_options(settings, "127.0.0.1", port))
+    return app, port
+
+
+def test_sessions_kept_in_memory_are_bounded(sample_settings: Settings) -> None:
+    """Every API call without a session makes Gradio keep a new one (~50 KB, measured);
+    the app keeps at most RAG_UI_MAX_SESSIONS, dropping the least recently used."""
+    import uuid
+
+    import httpx
+
+    sample_settings.ui_max_sessions = 3
+    app, port = _launched(sample_settings)
+    try:
+        base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
+        with httpx.Client(timeout=60) as http:
+            for _ in range(8):
+                event = http.post(base, json={"data": ["Czego Rosja żądała od NATO?", 3, ""],
+                                              "session_hash": uuid.uuid4().hex}).json()
+                reply = http.get(f"{base}/{event['event_id']}").text
+                assert "event: complete" in reply, reply
+        assert 0 < len(app.state_holder.session_data) <= 3
+    finally:
+        app.close()
+
+
+def test_the_login_route_slows_down_after_failures(sample_settings: Settings) -> None:
+    """Over real HTTP: wrong passwords are refused and make the next attempts wait;
+    the right one still logs in and guards the API."""
+    import httpx
+
+    sample_settings.ui_user, sample_settings.ui_password = "ana", "s3cret-pw"
+    app, port = _launched(sample_settings)
+    login = app.auth.__self__  # the SlowLogin behind the route
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(timeout=60) as http:
+            assert http.get(f"{url}/gradio_api/info").status_code == 401
+            for _ in range(login.free_attempts + 2):
+                reply = http.post(f"{url}/login", data={"username": "ana", "password": "nope"})
+                assert reply.status_code == 400
+            assert login.delays == [login.base_delay_s, 2 * login.base_delay_s]
+            ok = http.post(f"{url}/login", data={"username": "ana", "password": "s3cret-pw"})
+            assert ok.status_code == 200 and login.failures == 0
+            assert http.get(f"{url}/gradio_api/info").status_code == 200
+    finally:
+        app.close()

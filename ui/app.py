@@ -155,7 +155,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
         print(f"The store is empty: ingesting the sample corpus from {DEFAULT_CORPUS} …",
               flush=True)
         print(engine.ingest([DEFAULT_CORPUS]).summary(), flush=True)
-    engine.retriever  # noqa: B018 - load the embedding model now, not on the first question
+    # load the embedding model and the vector index now, not on the first question
+    engine.retriever.retrieve("warm-up", 1)
     if bool(settings.ui_user) != bool(settings.ui_password):
         print("Login is off: set both RAG_UI_USER and RAG_UI_PASSWORD to require one.",
               flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 CSS = """
 .gradio-container { max-width: 1200px !important; }
+.gradio-container .main.app { padding: min(32px, 2vw) !important; }
 .rag-header h1 { font-size: 1.35em; margin: 0 0 .2em; }
 .rag-loaded summary { cursor: pointer; opacity: .85; }
 .rag-doclist { list-style: none; padding: 0; margin: .3em 0; }
@@ -20,7 +21,7 @@ CSS = """
   padding: .3em .8em; background: var(--background-fill-secondary); cursor: pointer;
   font-size: .9em; text-align: left; }
 .rag-example:hover, .rag-example:focus-visible { border-color: var(--color-accent); }
-#chat .rag-chat { height: clamp(300px, calc(100dvh - 330px), 640px); overflow-y: auto;
+#chat .rag-chat { height: clamp(280px, calc(100dvh - 420px), 640px); overflow-y: auto;
   position: relative;
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .6em; }
 .rag-intro { opacity: .8; margin: 1em .5em; }
@@ -69,9 +70,8 @@ details[open] > summary .rag-more { display: none; }
 #remove-confirm { border: 1px solid var(--error-border-color, #fca5a5); border-radius: 8px;
   padding: .4em; }
 @media (max-width: 640px) {
-  .gradio-container .main { padding: 8px !important; }
   .rag-header h1 { font-size: 1.1em; }
-  #chat .rag-chat { height: calc(100dvh - 290px); min-height: 240px; }
+  #chat .rag-chat { height: calc(100dvh - 320px); min-height: 240px; }
   .rag-examples { flex-wrap: nowrap; overflow-x: auto; }
   .rag-example { white-space: nowrap; }
 }

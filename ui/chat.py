@@ -51,7 +51,7 @@ def chat_panel(examples: list[str]) -> ChatPanel:
         question = gr.Textbox(
             elem_id="question", label="Your question", show_label=False, scale=8,
             min_width=0, lines=1, max_lines=6, autofocus=True, submit_btn=False,
-            placeholder="Ask about the documents, in any language…",
+            placeholder="Ask in any language…",
         )
         ask = gr.Button("Ask", elem_id="ask", variant="primary", scale=1, min_width=64)
     note = gr.HTML(elem_id="question-note", js_on_load=None)
