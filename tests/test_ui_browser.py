@@ -381,6 +381,7 @@ def test_a_refused_file_gets_one_error_cleared_by_the_next_action(
     expect(report.locator(".rag-error")).to_have_text(
         re.compile(r"^table\.csv was not added: \.csv files are not supported"))
     expect(page.get_by_text("table.csv")).to_have_count(1)  # said once, nowhere else
+    report.scroll_into_view_if_needed()
     shot(page, artifacts_dir, "refused", size)
     page.locator("#remove").click()  # the next action, here with nothing chosen
     expect(report.locator(".rag-error")).to_have_text("Choose a document to remove first")

@@ -64,7 +64,7 @@ details[open] > summary .rag-more { display: none; }
   opacity: .6; pointer-events: none; }
 #question-count.rag-over { color: var(--error-text-color, #b91c1c); opacity: 1; }
 #question-note:empty { display: none; }
-.rag-progress progress { width: 100%; height: .8em; }
+.rag-progress progress { width: 100%; height: .8em; accent-color: var(--color-accent); }
 .rag-progress-text { font-size: .85em; overflow-wrap: anywhere; }
 .rag-report-line { font-size: .9em; }
 #remove-confirm { border: 1px solid var(--error-border-color, #fca5a5); border-radius: 8px;

@@ -46,11 +46,12 @@ def documents_panel(quota: Quota) -> DocumentsPanel:
     """Build the documents column's components in the current layout context."""
     gr.HTML('<h2 class="rag-panel-title">Documents</h2>', js_on_load=None)
     docs = gr.HTML(elem_id="docs", js_on_load=None)
-    files = gr.File(label="Add documents", file_count="multiple", elem_id="upload",
-                    height=110)
     kinds = ", ".join(s.lstrip(".").upper() for s in ALLOWED_SUFFIXES if s != ".htm")
-    gr.HTML(f'<div class="rag-note" id="upload-rules">{esc(kinds)}; up to '
-            f"{quota.file_mb:g} MB each</div>", js_on_load=None)
+    gr.HTML(f'<div id="upload-rules"><b>Add documents</b> <span class="rag-note">{esc(kinds)}; '
+            f"up to {quota.file_mb:g} MB each</span></div>", js_on_load=None)
+    # no visible label: on a phone Gradio draws it over the upload icon
+    files = gr.File(label="Add documents", show_label=False, file_count="multiple",
+                    elem_id="upload", height=110)
     report = gr.HTML(elem_id="upload-report", js_on_load=None)
     with gr.Row(equal_height=True):
         to_remove = gr.Dropdown([], label="Remove a document", elem_id="remove-file", scale=4,
@@ -211,10 +212,10 @@ class Documents:
                            concurrency_id=DOCS_QUEUE, show_progress="hidden")
         panel.remove.click(self.ask_remove, panel.to_remove,
                            [panel.report, panel.confirm_row, panel.confirm_text],
-                           api_visibility="private", queue=False)
+                           api_visibility="private", queue=False, show_progress="hidden")
         panel.cancel.click(lambda: ("", gr.Column(visible=False)), None,
                            [panel.report, panel.confirm_row], api_visibility="private",
-                           queue=False)
+                           queue=False, show_progress="hidden")
         panel.confirm.click(self.remove, panel.to_remove,
                             [panel.report, panel.confirm_row, *listing],
                             api_visibility="private", concurrency_id=DOCS_QUEUE,

@@ -2,9 +2,10 @@
 
 Documents are untrusted: a file may hold ``<script>`` or ``<img onerror>``. Every
 piece of document, question or error text goes through ``esc`` before it meets
-markup, and no output holds a raw line break. Answers are rendered from plain dicts (``answer_record``), the form the
-browser keeps across reloads, and read with ``.get`` so fields added to ``Answer``
-later neither break old conversations nor need changes here.
+markup, and no output holds a raw line break. Answers are rendered from plain dicts
+(``answer_record``), the form the browser keeps across reloads, and read with
+``.get`` so fields added to ``Answer`` later neither break old conversations nor
+need changes here.
 """
 
 from __future__ import annotations
