@@ -95,7 +95,10 @@ def test_setting_names_stay_out_of_messages() -> None:
     assert plain("the question is 9000 characters long; the limit is 4000 "
                  "(RAG_MAX_QUESTION_CHARS)") == (
         "the question is 9000 characters long; the limit is 4000")
-    assert "RAG_" not in plain("file is 30 MB, over the 10 MB limit (RAG_MAX_FILE_MB)")
+    assert plain("file is 30 MB, over the 10 MB limit (RAG_MAX_FILE_MB)") == (
+        "file is 30 MB, over the 10 MB limit")
+    assert plain("openai is not usable: set RAG_LLM_BASE_URL") == (
+        "openai is not usable: set a server setting")
 
 
 def test_titles_come_from_the_first_heading_or_line(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,7 +331,10 @@ def test_upload_shows_progress_while_questions_keep_answering_then_remove_asks_f
     assert inside(progress, page.locator("#upload-report")) and \
         inside(progress.locator("progress"), page.locator("#upload-report"))
     shot(page, artifacts_dir, "upload-progress", "desktop")
+    started = time.monotonic()
     answer = ask(page, Q1997, timeout_ms=120_000)  # answered while the ingest goes on
+    print(f"\n[desktop] question answered during an ingest in "
+          f"{(time.monotonic() - started) * 1000:.0f} ms")
     expect(answer.locator(".rag-file").first).to_have_text("003_f0b8fe8fdb47aa20.txt")
     assert progress.is_visible(), "the question waited for the whole ingest"
     report = page.locator("#upload-report")

@@ -53,6 +53,15 @@ def redact(text: str, settings: Settings) -> str:
     return text
 
 
+def without_paths(text: str, settings: Settings) -> str:
+    """``text`` with the server's own folders named in words: the page shows no paths."""
+    for folder, words in ((settings.chroma_dir, "the document store"),
+                          (settings.data_dir, "the app's data folder")):
+        if folder:
+            text = text.replace(folder, words)
+    return text
+
+
 def one_line(exc: BaseException, settings: Settings) -> str:
     """The first line of an error, without secrets: what the person sees instead of a trace."""
     return redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300], settings)
@@ -102,10 +111,11 @@ def build_app(engine: Engine | LiveEngine, quota: Quota | None = None) -> gr.Blo
     settings = live.engine.settings
     quota = quota or Quota.for_file_limit(settings.upload_max_mb)
     examples = [e.question for e in load_examples(_corpus_folders(live.engine))]
-    docs = Documents(live, Path(settings.data_dir) / "uploads", quota,
-                     lambda error: plain(one_line(error, settings)
-                                         if isinstance(error, BaseException)
-                                         else redact(str(error), settings)))
+    def shown(error: BaseException | str) -> str:
+        text = one_line(error, settings) if isinstance(error, BaseException) else str(error)
+        return plain(without_paths(redact(text, settings), settings))
+
+    docs = Documents(live, Path(settings.data_dir) / "uploads", quota, shown)
     with gr.Blocks(title="Ask your documents", analytics_enabled=False,
                    delete_cache=DELETE_CACHE) as app:
         turns = gr.BrowserState([], storage_key="rag-conversation")
@@ -118,7 +128,7 @@ def build_app(engine: Engine | LiveEngine, quota: Quota | None = None) -> gr.Blo
                 top_k, answerer, show_searched = _advanced(live.engine.answerer_names(),
                                                            settings.top_k)
         wire_chat(panel, turns, [top_k, answerer, show_searched], show_searched,
-                  make_respond(live, lambda text: redact(text, settings)))
+                  make_respond(live, lambda text: without_paths(redact(text, settings), settings)))
         docs.wire(doc_panel, header)
         app.load(docs.refresh, None, [doc_panel.docs, header, doc_panel.to_remove],
                  api_visibility="private", queue=False, show_progress="hidden")

@@ -26,12 +26,13 @@ log = logging.getLogger(__name__)
 ASK_QUEUE = "ask"
 ASK_CONCURRENCY = 4  # questions at once (the embedder serialises its own calls)
 MAX_TURNS = 30  # kept in the browser; older turns drop off the top
-_SETTING_NAME = re.compile(r"\s*\(?\bRAG_[A-Z_]+\b\)?")
+_SETTING_IN_PARENS = re.compile(r"\s*\(\s*RAG_[A-Z0-9_]+\s*\)")
+_SETTING_NAME = re.compile(r"\bRAG_[A-Z0-9_]+\b")
 
 
 def plain(text: str) -> str:
     """Engine messages without setting names: those are for the CLI and the logs."""
-    return _SETTING_NAME.sub("", text).strip()
+    return _SETTING_NAME.sub("a server setting", _SETTING_IN_PARENS.sub("", text)).strip()
 
 
 @dataclass
@@ -102,7 +103,8 @@ def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
                     if isinstance(event, Answer):
                         turn["answer"] = answer_record(event, _titles(event))
                         reason = turn["answer"].get("fallback_reason")
-                        turn["answer"]["fallback_reason"] = redact(reason) if reason else reason
+                        turn["answer"]["fallback_reason"] = plain(redact(reason)) if reason \
+                            else reason
                     else:
                         turn["partial"] += event
                         yield gr.skip(), chat_html(turns, show_searched), gr.skip(), gr.skip()
