@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from rag.config import Settings
 from rag.documents import describe, title_from_text
@@ -231,7 +232,7 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
 
     launched: list[dict[str, Any]] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
-    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma_dir)
+    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma.dir)
     monkeypatch.setenv("RAG_UI_USER", "ana")
     monkeypatch.setenv("RAG_UI_PASSWORD", "s3cret-pw")
     assert ui_app.serve() == 0
@@ -287,7 +288,7 @@ def test_a_question_sees_an_ingest_made_by_another_process(
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "zorblat.txt").write_text(ZORBLAT)
-    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma_dir)
+    monkeypatch.setenv("RAG_CHROMA_DIR", sample_settings.chroma.dir)
     subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(extra)], check=True,
                    capture_output=True)
     answer = live.fresh().ask(question)
@@ -318,7 +319,7 @@ def test_sessions_kept_in_memory_are_bounded(sample_settings: Settings) -> None:
 
     import httpx
 
-    sample_settings.ui_max_sessions = 3
+    sample_settings.ui.max_sessions = 3
     app, port = _launched(sample_settings)
     try:
         base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
@@ -338,7 +339,7 @@ def test_the_login_route_slows_down_after_failures(sample_settings: Settings) ->
     the right one still logs in and guards the API."""
     import httpx
 
-    sample_settings.ui_user, sample_settings.ui_password = "ana", "s3cret-pw"
+    sample_settings.ui.user, sample_settings.ui.password = "ana", SecretStr("s3cret-pw")
     app, port = _launched(sample_settings)
     login = app.auth.__self__  # the SlowLogin behind the route
     try:

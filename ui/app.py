@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from rag import errors
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.engine import Engine, QuestionError
 from ui.assets import CSS, page_js
@@ -47,15 +48,12 @@ def redact(text: str, settings: Settings) -> str:
     Errors from model servers can echo request headers back; whatever the answerers
     do about that, nothing shown in the page or returned by the API carries a key.
     """
-    for secret in (settings.llm_api_key, settings.embed_api_key, settings.ui_password):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return errors.redact(text, settings.secrets())
 
 
 def without_paths(text: str, settings: Settings) -> str:
     """``text`` with the server's own folders named in words: the page shows no paths."""
-    for folder, words in ((settings.chroma_dir, "the document store"),
+    for folder, words in ((settings.chroma.dir, "the document store"),
                           (settings.data_dir, "the app's data folder")):
         if folder:
             text = text.replace(folder, words)
@@ -64,7 +62,7 @@ def without_paths(text: str, settings: Settings) -> str:
 
 def one_line(exc: BaseException, settings: Settings) -> str:
     """The first line of an error, without secrets: what the person sees instead of a trace."""
-    return redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300], settings)
+    return errors.one_line(exc, settings.secrets())
 
 
 def _corpus_folders(engine: Engine) -> list[Path]:
@@ -142,8 +140,9 @@ def build_app(engine: Engine | LiveEngine, quota: Quota | None = None) -> gr.Blo
 
 def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``: binding, login, upload limit, look."""
-    auth = SlowLogin(settings.ui_user, settings.ui_password).check \
-        if settings.ui_user and settings.ui_password else None
+    password = settings.ui.password.get_secret_value()
+    auth = SlowLogin(settings.ui.user, password).check if settings.ui.user and password \
+        else None
     return {
         "server_name": host, "server_port": port, "auth": auth,
         "auth_message": "Log in to the RAG assistant" if auth else None,
@@ -152,14 +151,14 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "js": page_js(settings.max_question_chars),
         "enable_monitoring": False, "mcp_server": False, "pwa": False,
         # bounds the per-session state that every API caller without a session adds
-        "state_session_capacity": settings.ui_max_sessions,
+        "state_session_capacity": settings.ui.max_sessions,
     }
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     """Start the app on ``host:port`` (loopback by default); blocks until stopped."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    settings = Settings.from_env()
+    settings = Settings()
     engine = Engine(settings)
     if not engine.status()["files"]:
         print(f"The store is empty: ingesting the sample corpus from {DEFAULT_CORPUS} …",
@@ -167,7 +166,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
         print(engine.ingest([DEFAULT_CORPUS]).summary(), flush=True)
     # load the embedding model and the vector index now, not on the first question
     engine.retriever.retrieve("warm-up", 1)
-    if bool(settings.ui_user) != bool(settings.ui_password):
+    if bool(settings.ui.user) != bool(settings.ui.password.get_secret_value()):
         print("Login is off: set both RAG_UI_USER and RAG_UI_PASSWORD to require one.",
               flush=True)
     options = launch_options(settings, host, port)

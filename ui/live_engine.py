@@ -49,8 +49,8 @@ class LiveEngine:
         self._lock = threading.Lock()
         self._users = 0
         self._writers = 0
-        local = not engine.settings.chroma_host
-        self._dir = Path(engine.settings.chroma_dir) if local else None
+        local = not engine.settings.chroma.host
+        self._dir = Path(engine.settings.chroma.dir) if local else None
         self._stamp = self._files_stamp()
         self._signature = _manifest_signature(engine) if local else ()
         self.reopened = 0
@@ -58,7 +58,7 @@ class LiveEngine:
     @staticmethod
     def _default_reopen(old: Engine) -> Engine:
         _clear_chroma_cache()
-        return Engine(old.settings, embedder=old._embedder)
+        return Engine(old.settings, embedder=old.embedder)
 
     def _files_stamp(self) -> tuple[tuple[str, int, int], ...]:
         if self._dir is None or not self._dir.is_dir():

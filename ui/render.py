@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rag.documents import DocumentInfo
+from rag.markers import group_numbers, replace_markers
 from rag.types import Answer
 
 LANGUAGES = {
@@ -24,7 +25,6 @@ LANGUAGES = {
     "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "uk": "Ukrainian",
 }
 QUOTE_CHARS = 280
-_MARKER = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 # Plain words for the similarity score of multilingual-e5 (cosine; answers below ~0.81
 # are declined): bands chosen on the sample corpus, the raw score stays in a tooltip.
 STRENGTH = ((0.87, "strong match"), (0.83, "good match"), (float("-inf"), "partial match"))
@@ -93,15 +93,17 @@ def highlight(passage: str, sentence: str) -> str:
 
 
 def _marker_button(match: re.Match[str]) -> str:
-    first = re.match(r"\d+", match.group(1))
-    n = first.group(0) if first else "1"
-    return (f'<button type="button" class="rag-marker" data-n="{n}" '
-            f'aria-label="Show source {n}">[{match.group(1)}]</button>')
+    numbers = group_numbers(match.group("body"))
+    n = numbers[0] if numbers else 1
+    blanks = match.group(0)[: match.start("open") - match.start()]
+    return (f'{blanks}<button type="button" class="rag-marker" data-n="{n}" '
+            f'aria-label="Show source {n}">[{match.group("body")}]</button>')
 
 
 def with_markers(escaped: str) -> str:
-    """``[n]`` markers in already-escaped text as buttons that open source ``n``."""
-    return _MARKER.sub(_marker_button, escaped)
+    """``[n]`` markers in already-escaped text as buttons that open source ``n``
+    (what counts as a marker is ``rag.markers``'s one definition)."""
+    return replace_markers(escaped, _marker_button)
 
 
 def answer_record(answer: Answer, titles: Mapping[str, str]) -> dict[str, Any]:
