@@ -355,3 +355,47 @@ def test_the_login_route_slows_down_after_failures(sample_settings: Settings) ->
             assert http.get(f"{url}/gradio_api/info").status_code == 200
     finally:
         app.close()
+
+
+def test_a_pending_question_goes_before_the_next_ingest_batch() -> None:
+    """Found by a hostile tester: a question waited 85 s behind an upload. The embedder's
+    lock is not fair, so the ingest's next batch must wait for a pending query. The inner
+    embedder is a double that records call order and holds the query until released."""
+    import threading
+
+    from ui.query_first import QueryFirst
+
+    calls: list[str] = []
+    release = threading.Event()
+
+    class Recorder:
+        name, dim = "recorder", 3
+
+        def embed_queries(self, texts: list[str]) -> list[str]:
+            release.wait(10)
+            calls.append("query")
+            return texts
+
+        def embed_passages(self, texts: list[str]) -> list[str]:
+            calls.append("passages")
+            return texts
+
+        def count_tokens(self, text: str) -> int:
+            calls.append("tokens")
+            return 1
+
+    gate = QueryFirst(Recorder())
+    question = threading.Thread(target=gate.embed_queries, args=(["q"],))
+    question.start()
+    while not gate._pending:  # the query is in flight
+        threading.Event().wait(0.01)
+    ingest = threading.Thread(target=lambda: (gate.count_tokens("x"),
+                                              gate.embed_passages(["p"])))
+    ingest.start()
+    ingest.join(0.3)
+    assert ingest.is_alive() and calls == []  # the ingest waits for the question
+    release.set()
+    question.join(5)
+    ingest.join(5)
+    assert calls == ["query", "tokens", "passages"]
+    assert (gate.name, gate.dim) == ("recorder", 3)

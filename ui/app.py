@@ -24,6 +24,7 @@ from ui.documents import Documents, documents_panel
 from ui.examples import load_examples
 from ui.live_engine import LiveEngine
 from ui.login import SlowLogin
+from ui.query_first import QueryFirst
 from ui.uploads import Quota
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     settings = Settings()
     engine = Engine(settings)
+    engine = Engine(settings, embedder=QueryFirst(engine.embedder))  # questions before ingests
     if not engine.status()["files"]:
         print(f"The store is empty: ingesting the sample corpus from {DEFAULT_CORPUS} …",
               flush=True)
