@@ -55,6 +55,7 @@ class EmbedSettings(_Section):
     base_url: str = ""
     api_key: SecretStr = SecretStr("")
     batch_size: int = 32
+    variant: str = ""  # onnx embedder: exact (default) or fast
 
 
 class ChromaSettings(_Section):

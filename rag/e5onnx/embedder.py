@@ -60,7 +60,7 @@ class OnnxE5Embedder:
                 raise OnnxEmbedderError("OnnxE5Embedder needs a model_dir or a data_dir")
             model_dir = build_folder(bundled_model_path(), variant,
                                      Path(data_dir) / "models" / "e5onnx")
-        folder = Path(model_dir)
+        self.folder = folder = Path(model_dir)
         for needed in (MODEL_FILE, TOKENIZER_FILE):
             if not (folder / needed).is_file():
                 raise OnnxEmbedderError(f"{folder} has no {needed}: not an e5 ONNX model folder")
