@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.embedders:
         from bench.embedders import compare, render
 
-        result = compare(Settings.from_env().data_dir, rounds=1 if args.quick else 3, log=log)
+        result = compare(Settings().data_dir, rounds=1 if args.quick else 3, log=log)
         print(json.dumps(result) if args.json else render(result))
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-bench-"))
