@@ -225,6 +225,7 @@ def build_folder(source: Path, variant: str, cache_root: Path, log=None) -> Path
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{variant}-", dir=cache_root))
     try:
         _write_folder(read_model_file(source), variant, tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as the data folder
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished first: keep its folder
