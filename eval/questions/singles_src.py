@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one question per line reads better than wrapped tuples)
 """Source of eval/questions/single-all.jsonl: questions written by reading corpus/ (issue 11).
 
 Each row: (lang, kind, question, files, expect_any). kind: direct (may reuse the

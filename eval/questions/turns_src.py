@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one question per line reads better than wrapped tuples)
 """Source of eval/questions/turns-all.jsonl: conversations of 2-4 turns (issue 11).
 
 Each conversation: (lang, [(kind, question, files, expect_any), ...]). Turn kind:
