@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag import answerability
+from rag.answering.extractive import quotable
 from rag.embedding import Embedder
 from rag.store import Hit, Store
 from rag.types import Passage
@@ -130,7 +131,8 @@ class Retriever:
         passages: list[Passage] = []
         sentences: dict[int, list[ScoredSentence]] = {}
         for n, (chunk_id, chunk_hits) in enumerate(ranked, start=1):
-            best = chunk_hits[0]
+            # the sentence to quote: the best one that is not a headline or a link
+            best = next((h for h in chunk_hits if quotable(h.text)), chunk_hits[0])
             meta = best.metadata
             full = " ".join(t for _, t in texts.get(chunk_id, [])) or best.text
             passages.append(
