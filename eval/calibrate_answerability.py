@@ -33,7 +33,7 @@ def question_features(retriever: Any, paths: Sequence[str]) -> tuple[np.ndarray,
         cosine = {h.id: h.score for h in plain}
         hits = [(h.text, h.score, str(h.metadata.get("source", "")), cosine.get(h.id, h.score))
                 for h in ranked]
-        rows.append(ans.features(q.question, hits, plain[0].score if plain else 0.0))
+        rows.append(ans.candidates(q.question, hits, plain[0].score if plain else 0.0))
     return np.asarray(rows), np.asarray([int(q.answerable) for q in questions])
 
 
@@ -53,9 +53,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     engine = Engine()
     retriever = type(engine.retriever)(engine.retriever.store, engine.embedder, model=None)
-    x, y = question_features(retriever, args.questions)
-    for i, name in enumerate(ans.FEATURES):
-        print(f"feature {name}: ROC AUC {ans.roc_auc(x[:, i], y):.3f}")
+    every, y = question_features(retriever, args.questions)
+    for i, name in enumerate(ans.CANDIDATES):
+        print(f"signal {name}: ROC AUC {ans.roc_auc(every[:, i], y):.3f}")
+    columns = [ans.CANDIDATES.index(name) for name in ans.FEATURES]
+    x = every[:, columns]
     oof = ans.cross_validate(x, y)
     threshold = ans.operating_point(oof, y)
     report("cross-validated model", oof, y, threshold)
@@ -65,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"weights={rounded['weights']}, bias={model.bias:.4f}, threshold={model.threshold:.4f})")
     if args.test:
         tx, ty = question_features(retriever, args.test)
-        report("test", [model.probability(r) for r in tx], ty, model.threshold)
-        report("test, best cosine alone", tx[:, 0], ty, 0.81)
+        report("test", [model.probability(r) for r in tx[:, columns]], ty, model.threshold)
+        report("test, best cosine with the old threshold", tx[:, 0], ty, 0.81)
 
 
 if __name__ == "__main__":
