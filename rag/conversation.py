@@ -1,12 +1,16 @@
 """Follow-up questions without an LLM: search for the question alone and in context.
 
-The old rule (join every short question to the previous one) kept the subject
-but hijacked topic changes, and a follow-up such as "And what did NATO
-answer?" got the previous answer's sentences again. Here both queries are
-embedded in one batch and searched; each sentence keeps its better score of
-the two, and sentences the previous answer already quoted are pushed down
-(``repeat_penalty``), since a follow-up asks for something new. A new topic
-scores higher on its own than glued to the old one, so it stands alone.
+The old rule (join a question of up to six words, or one matching a loose
+pattern that included the English word "to", to the previous one) hijacked
+topic changes, and a follow-up such as "And what did NATO answer?" got the
+previous answer's sentences again. Here a question that leans on the
+conversation (a pronoun or a leading "and" in one of the corpus and user
+languages, or at most four words) is searched both alone and joined to the
+previous question, embedded in one batch; each sentence keeps its better
+score of the two, and sentences the previous answer already quoted are pushed
+down (``repeat_penalty``), since a follow-up asks for something new. Any
+other question stands alone (no second embedding). On the dev conversations
+this beat always searching both (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -20,6 +24,19 @@ from rag.store import Hit
 
 REPEAT_PENALTY = 0.03
 _QUOTE = re.compile(r"“(.+?)”")
+# Words that point back into the conversation (en, pl, de, fr, es, it, ro, ru, uk).
+_LEANS = re.compile(
+    r"^(and|but|also|so|what about|how about|a|i|oraz|und|et|y|e|și|и|а|і)\b|"
+    r"\b(he|she|it|its|they|them|their|him|his|her|that|those|these|there|then|"
+    r"on|ona|jego|jej|oni|er|sie|ihm|ihn|il|elle|lui|el|ea|lor|esas|esa|ese|quello|quella|"
+    r"он|она|его|ей|они|він|вона|його|її)\b",
+    re.I,
+)
+
+
+def leans_on_context(question: str) -> bool:
+    """True for a question that needs the conversation to be understood."""
+    return len(question.split()) <= 4 or bool(_LEANS.search(question))
 
 
 def in_context(history: Sequence[tuple[str, str]], question: str) -> str | None:
@@ -54,7 +71,7 @@ def retrieve_in_context(
 ) -> tuple[Any, str]:
     """(the Retrieval, what was searched for: the question, or 'question + context')."""
     joined = in_context(history, question)
-    if joined is None:
+    if joined is None or not leans_on_context(question):
         return retriever.retrieve(question, top_k), question
     vectors = retriever.embedder.embed_queries([question, joined])
     alone, context = (retriever.search(v, top_k) for v in vectors)

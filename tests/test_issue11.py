@@ -172,3 +172,13 @@ def test_real_engine_follow_up_and_topic_change(sample_engine: Any) -> None:
     change = sample_engine.ask("Welche ukrainische Vizeregierungschefin besuchte das "
                                "NATO-Hauptquartier in Brüssel?", history=history)
     assert change.citations and change.citations[0].source.startswith("002")
+
+
+def test_only_questions_that_lean_on_the_conversation_use_it() -> None:
+    from rag.conversation import leans_on_context
+
+    assert leans_on_context("And what did NATO answer?")
+    assert leans_on_context("What did she say?") and leans_on_context("Und was hat er gesagt?")
+    assert leans_on_context("And Montenegro?")
+    assert not leans_on_context("Wie hat Stoltenberg den Ansatz der NATO beschrieben?")
+    assert not leans_on_context("Who was the US ambassador to NATO at the time?")
