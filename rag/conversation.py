@@ -67,9 +67,19 @@ def merge(runs: Sequence[list[Hit]], seen: set[str], penalty: float) -> list[Hit
 
 def retrieve_in_context(
     retriever: Any, question: str, history: Sequence[tuple[str, str]], top_k: int,
-    repeat_penalty: float = REPEAT_PENALTY,
+    both: bool = False, repeat_penalty: float = REPEAT_PENALTY,
 ) -> tuple[Any, str]:
-    """(the Retrieval, what was searched for: the question, or 'question + context')."""
+    """(the Retrieval, what was searched for: the question, or 'question + context').
+
+    ``both=False`` (the default) keeps the engine's earlier rule, ``condense_question``:
+    searching both helped on the dev conversations but lowered follow-up turns on
+    the test conversations (docs/evaluation.md), so it is opt-in until it does not.
+    """
+    if not both:
+        from rag.engine import condense_question
+
+        standalone = condense_question(history, question)
+        return retriever.retrieve(standalone, top_k), standalone
     joined = in_context(history, question)
     if joined is None or not leans_on_context(question):
         return retriever.retrieve(question, top_k), question

