@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +31,21 @@ METRICS: dict[str, tuple[str, str]] = {
     "latency_p50_ms": ("lower", "median time per question"),
     "latency_p95_ms": ("lower", "95th percentile time per question"),
     "judge_faithfulness": ("higher", "optional LLM judge: share of answers judged faithful"),
+    "top_cited": ("higher", "answerable: the first cited file is an expected one"),
+    "top_cited_paraphrased": ("higher", "paraphrased answerable: the first cited file is expected"),
+    "near_topic_declined": ("higher", "near-topic unanswerable: the assistant declined"),
+    "top_cited_first": ("higher", "first turns of conversations: first cited file expected"),
+    "top_cited_follow_up": ("higher", "follow-up turns: the first cited file is expected"),
+    "top_cited_topic_change": ("higher", "topic-change turns: the first cited file is expected"),
 }
+# Subsets that get their own top-cited figure: summary key -> (row field, value).
+TOP_CITED_SUBSETS = {
+    "top_cited_paraphrased": ("kind", "paraphrase"),
+    "top_cited_first": ("turn_kind", "first"),
+    "top_cited_follow_up": ("turn_kind", "follow-up"),
+    "top_cited_topic_change": ("turn_kind", "topic-change"),
+}
+TURN_KINDS = ("first", "follow-up", "topic-change")
 
 
 class UnknownMetricError(ValueError):
@@ -47,14 +61,57 @@ class Question:
     sources: tuple[str, ...] = ()
     expect_any: tuple[str, ...] = ()
     lang: str = ""
+    kind: str = ""  # direct, paraphrase, near-topic, off-topic (optional)
+    conversation: str = ""  # the conversation a turn belongs to ("" = a single question)
+    turn_kind: str = ""  # first, follow-up, topic-change (turns only)
 
     @property
     def answerable(self) -> bool:
         return bool(self.sources)
 
 
+def _strings(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where}: {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _question(raw: Any, where: str, qid: str, **extra: str) -> Question:
+    """One question (or one turn of a conversation) from its JSON object."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: each question must be a JSON object")
+    text = raw.get("question")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{where}: 'question' must be a non-empty string")
+    return Question(qid, text.strip(), _strings(raw, "sources", where),
+                    _strings(raw, "expect_any", where), str(raw.get("lang", "")),
+                    str(raw.get("kind", "")), **extra)  # type: ignore[arg-type]
+
+
+def _turns(raw: dict[str, Any], where: str, cid: str) -> list[Question]:
+    """A conversation record: ``{"id", "lang", "turns": [{question, sources, kind}, ...]}``."""
+    turns = raw["turns"]
+    if not isinstance(turns, list) or not turns:
+        raise ValueError(f"{where}: 'turns' must be a non-empty list")
+    out = []
+    for i, turn in enumerate(turns, 1):
+        kind = turn.get("kind", "first" if i == 1 else "follow-up") if isinstance(
+            turn, dict) else ""
+        if kind not in TURN_KINDS:
+            raise ValueError(f"{where}: turn {i}: 'kind' must be one of {', '.join(TURN_KINDS)}")
+        q = _question(turn, f"{where}: turn {i}", f"{cid}.{i}", conversation=cid, turn_kind=kind)
+        out.append(replace(q, lang=q.lang or str(raw.get("lang", "")), kind=""))
+    return out
+
+
 def load_questions(path: str | Path) -> list[Question]:
-    """Read a JSONL question file, failing with the line number on malformed input."""
+    """Read a JSONL question file, failing with the line number on malformed input.
+
+    A line is one question, or a conversation (``turns``) that becomes one
+    question per turn, in order, with ``conversation`` set so the runner passes
+    the earlier turns as history.
+    """
     questions: list[Question] = []
     seen: set[str] = set()
     with open(path, encoding="utf-8") as handle:
@@ -68,24 +125,22 @@ def load_questions(path: str | Path) -> list[Question]:
                 raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
             if not isinstance(raw, dict):
                 raise ValueError(f"{where}: each line must be a JSON object")
-            text = raw.get("question")
-            sources = raw.get("sources", [])
-            expect = raw.get("expect_any", [])
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"{where}: 'question' must be a non-empty string")
-            if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-                raise ValueError(f"{where}: 'sources' must be a list of file names")
-            if not isinstance(expect, list) or not all(isinstance(s, str) for s in expect):
-                raise ValueError(f"{where}: 'expect_any' must be a list of strings")
             qid = str(raw.get("id") or f"q{number}")
             if qid in seen:
                 raise ValueError(f"{where}: duplicate id {qid!r}")
             seen.add(qid)
-            questions.append(Question(qid, text.strip(), tuple(sources), tuple(expect),
-                                      str(raw.get("lang", ""))))
+            if "turns" in raw:
+                questions.extend(_turns(raw, where, qid))
+            else:
+                questions.append(_question(raw, where, qid))
     if not questions:
         raise ValueError(f"{path}: no questions")
     return questions
+
+
+def first_cited_correct(cited: Sequence[str], expected: Iterable[str]) -> float:
+    """1.0 when the first citation (what a reader sees first) points at an expected file."""
+    return 1.0 if cited and cited[0] in set(expected) else 0.0
 
 
 def dedupe(items: Iterable[T]) -> list[T]:
@@ -173,13 +228,14 @@ def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
     cited = outcome.cited_sources if answered else []
     row: dict[str, float | None] = dict.fromkeys(
         ("hit@1", "hit@k", "rr", "citation_recall", "expected_content",
-         "false_refusal", "refused")
+         "false_refusal", "refused", "top_cited")
     )
     if q.answerable:
         row["hit@1"] = hit_at(outcome.retrieved_sources, q.sources, 1)
         row["hit@k"] = hit_at(outcome.retrieved_sources, q.sources, k)
         row["rr"] = reciprocal_rank(outcome.retrieved_sources, q.sources)
         row["citation_recall"] = citation_recall(cited, q.sources)
+        row["top_cited"] = first_cited_correct(cited, q.sources)
         row["false_refusal"] = 0.0 if answered else 1.0
         if q.expect_any:
             row["expected_content"] = (
@@ -215,7 +271,12 @@ def summarize(
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "judge_faithfulness": mean(col("judge_faithfulness")),
+        "top_cited": mean(col("top_cited")),
+        "near_topic_declined": mean(r.get("refused") for r in rows
+                                    if r.get("kind") == "near-topic"),
     }
+    for name, (field_name, value) in TOP_CITED_SUBSETS.items():
+        summary[name] = mean(r.get("top_cited") for r in rows if r.get(field_name) == value)
     return summary
 
 

@@ -21,6 +21,7 @@ from eval.groundedness import DEFAULT_THRESHOLD, Grounder
 from eval.judge import Judge
 from eval.metrics import (
     METRICS,
+    TOP_CITED_SUBSETS,
     Outcome,
     Question,
     UnknownMetricError,
@@ -34,8 +35,8 @@ from eval.metrics import (
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_USAGE = 0, 1, 2
 # Per-language breakdown: the metrics that are meaningful on a handful of questions.
-LANGUAGE_METRICS = ("hit@1", "mrr", "citation_recall", "expected_content", "groundedness",
-                    "refusal_accuracy", "false_refusal_rate")
+LANGUAGE_METRICS = ("hit@1", "top_cited", "citation_recall", "expected_content",
+                    "groundedness", "refusal_accuracy", "false_refusal_rate")
 
 
 def cited_passages(answer: Any) -> dict[int, str]:
@@ -84,9 +85,30 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def load_all(paths: str | Path | Sequence[str | Path]) -> list[Question]:
+    """Questions of one or more files (ids must stay unique across them)."""
+    files = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    questions: list[Question] = []
+    for path in files:
+        questions.extend(load_questions(path))
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"question id {dup!r} appears in more than one file")
+    return questions
+
+
+def ask(engine: Any, q: Question, history: list[tuple[str, str]], top_k: int | None,
+        answerer: str | None) -> Any:
+    """Ask one question; a conversation turn gets the earlier turns, as the chat passes them."""
+    if q.conversation and history:
+        return engine.ask(q.question, top_k=top_k, answerer=answerer, history=list(history))
+    return engine.ask(q.question, top_k=top_k, answerer=answerer)
+
+
 def run_eval(
     engine: Any,
-    questions_path: str | Path,
+    questions_path: str | Path | Sequence[str | Path],
     out_dir: str | Path,
     answerer: str | None = None,
     minimums: Mapping[str, float] | None = None,
@@ -110,7 +132,7 @@ def run_eval(
             raise UnknownMetricError(
                 f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}"
             )
-    questions = load_questions(questions_path)
+    questions = load_all(questions_path)
     k = int(top_k or getattr(getattr(engine, "settings", None), "top_k", 5) or 5)
     grounder = grounder or Grounder()
     if judge is None and use_judge:
@@ -124,17 +146,25 @@ def run_eval(
     records: list[dict[str, Any]] = []
     latencies: list[float] = []
     answerers: dict[str, int] = {}
-    for q in questions:
+    history: list[tuple[str, str]] = []
+    for i, q in enumerate(questions):
+        if i == 0 or q.conversation != questions[i - 1].conversation:
+            history = []
         started = time.perf_counter()
-        answer = engine.ask(q.question, top_k=top_k, answerer=answerer)
+        answer = ask(engine, q, history, top_k, answerer)
         latency = (time.perf_counter() - started) * 1000
+        if q.conversation:
+            history.append((q.question, answer.answer))
         latencies.append(latency)
         answerers[answer.answerer] = answerers.get(answer.answerer, 0) + 1
         outcome, detail = evaluate_answer(q, answer, grounder, judge, latency)
         row = score_question(outcome, k)
-        rows.append({**row, "lang": q.lang})
+        rows.append({**row, "lang": q.lang, "kind": q.kind, "turn_kind": q.turn_kind,
+                     "multi_file": len(q.sources) > 1})
         records.append({
-            "id": q.id, "lang": q.lang, "question": q.question,
+            "id": q.id, "lang": q.lang, "kind": q.kind, "turn_kind": q.turn_kind,
+            "question": q.question,
+            "standalone_question": getattr(answer, "standalone_question", None),
             "expected_sources": list(q.sources), "answer": answer.answer,
             "answerer": answer.answerer, "declined": outcome.declined,
             "cited_sources": outcome.cited_sources,
@@ -151,7 +181,8 @@ def run_eval(
         "k": k,
         "answerer": answerer or getattr(getattr(engine, "settings", None), "answerer", None),
         "answerers_used": answerers,
-        "questions_file": str(questions_path),
+        "questions_file": (str(questions_path) if isinstance(questions_path, (str, Path))
+                           else [str(p) for p in questions_path]),
         "groundedness_threshold": grounder.threshold,
         "counts": {
             "questions": len(questions),
@@ -165,6 +196,8 @@ def run_eval(
         "judge": None if judge is None else {"model": judge.model, "errors": judge.errors,
                                              "last_error": judge.last_error or None},
         "by_language": by_language(rows),
+        "by_kind": by_group(rows, "kind"),
+        "by_turn_kind": by_group(rows, "turn_kind"),
     })
     summary["failures"] = check_thresholds(metrics, minimums, maximums)
     summary["minimums"], summary["maximums"] = minimums, maximums
@@ -179,15 +212,20 @@ def run_eval(
     return summary
 
 
+def by_group(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    """The main metrics per value of a row field (language, question kind, turn kind)."""
+    out: dict[str, dict[str, Any]] = {}
+    for value in sorted({str(r.get(key) or "") for r in rows} - {""}):
+        subset = [r for r in rows if r.get(key) == value]
+        metrics = summarize(subset, [])
+        out[value] = {"questions": len(subset),
+                      **{m: _round(metrics[m]) for m in LANGUAGE_METRICS}}
+    return out
+
+
 def by_language(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The main metrics per question language (``lang`` field), to spot a weak language."""
-    out: dict[str, dict[str, Any]] = {}
-    for lang in sorted({str(r.get("lang") or "") for r in rows} - {""}):
-        subset = [r for r in rows if r.get("lang") == lang]
-        metrics = summarize(subset, [])
-        out[lang] = {"questions": len(subset),
-                     **{m: _round(metrics[m]) for m in LANGUAGE_METRICS}}
-    return out
+    return by_group(rows, "lang")
 
 
 def print_table(
@@ -207,42 +245,57 @@ def print_table(
         # an LLM that failed is replaced by the extractive answerer: say whose answers these are
         print("answers written by: " + ", ".join(f"{n} ({c})" for n, c in used.items()),
               file=stream)
-    print(f"{'metric':<20} {'value':>9} {'n':>5}  {'better':<7} threshold", file=stream)
+    print(f"{'metric':<22} {'value':>9} {'n':>5}  {'better':<7} threshold", file=stream)
     for name, (direction, _) in METRICS.items():
         value = summary.get(name)
         if name == "judge_faithfulness" and summary.get("judge") is None:
             continue
-        if name.startswith("latency"):
-            n = counts["questions"]
-        else:
-            col = per_q.get(name, name)
-            n = sum(r.get(col) is not None for r in rows)
+        n = (counts["questions"] if name.startswith("latency")
+             else metric_count(name, rows, per_q))
         shown = "-" if value is None else (f"{value:.1f}" if name.startswith("latency")
                                            else f"{value:.3f}")
         status = ""
         if name in limits:
             status = f"{limits[name]} {'FAIL' if name in failed else 'ok'}"
-        print(f"{name:<20} {shown:>9} {n:>5}  {direction:<7} {status}", file=stream)
-    langs = summary.get("by_language") or {}
-    if langs:
-        print("\nby language:", file=stream)
-        print(f"{'lang':<6} {'n':>3} " + " ".join(f"{m[:12]:>12}" for m in LANGUAGE_METRICS),
-              file=stream)
-        for lang, values in langs.items():
-            cells = " ".join(
-                f"{'-' if values[m] is None else format(values[m], '.2f'):>12}"
-                for m in LANGUAGE_METRICS
-            )
-            print(f"{lang:<6} {values['questions']:>3} {cells}", file=stream)
+        print(f"{name:<22} {shown:>9} {n:>5}  {direction:<7} {status}", file=stream)
+    for key, title in (("by_language", "language"), ("by_kind", "question kind"),
+                       ("by_turn_kind", "turn kind")):
+        print_groups(summary.get(key) or {}, title, stream)
     for line in summary["failures"]:
         print(f"below threshold: {line}", file=stream)
+
+
+def metric_count(name: str, rows: Sequence[Mapping[str, Any]], per_q: Mapping[str, str]) -> int:
+    """How many questions a summary metric is computed over (subset metrics included)."""
+    if name == "near_topic_declined":
+        return sum(r.get("kind") == "near-topic" for r in rows)
+    if name in TOP_CITED_SUBSETS:
+        field_name, value = TOP_CITED_SUBSETS[name]
+        return sum(r.get(field_name) == value and r.get("top_cited") is not None for r in rows)
+    col = per_q.get(name, name)
+    return sum(r.get(col) is not None for r in rows)
+
+
+def print_groups(groups: Mapping[str, Mapping[str, Any]], title: str, stream: TextIO) -> None:
+    """One line per group (language, kind) with the main metrics."""
+    if not groups:
+        return
+    print(f"\nby {title}:", file=stream)
+    print(f"{'':<13} {'n':>3} " + " ".join(f"{m[:12]:>12}" for m in LANGUAGE_METRICS),
+          file=stream)
+    for name, values in groups.items():
+        cells = " ".join(f"{'-' if values[m] is None else format(values[m], '.2f'):>12}"
+                         for m in LANGUAGE_METRICS)
+        print(f"{name:<13} {values['questions']:>3} {cells}", file=stream)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag eval", description="Grounding evaluation of the assistant on a question file."
     )
-    parser.add_argument("questions", help="JSONL: id, question, sources, optional expect_any")
+    parser.add_argument("questions", nargs="+",
+                        help="JSONL files: questions (id, question, sources, expect_any, kind) "
+                             "or conversations (id, turns: [{question, sources, kind}])")
     parser.add_argument("--out", required=True, help="folder for per_question.jsonl, summary.json")
     parser.add_argument("--answerer", default=None, help="an answerer name (rag answerers)")
     parser.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
@@ -300,7 +353,7 @@ def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
     try:
         minimums = parse_thresholds(args.min)
         maximums = parse_thresholds(args.max)
-        load_questions(args.questions)
+        load_all(args.questions)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -78,7 +78,7 @@ def _stream_answer(events: Any) -> Any:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from rag.engine import QuestionError, condense_question
+    from rag.engine import QuestionError
 
     engine = _engine()
     history: list[tuple[str, str]] = []
@@ -91,15 +91,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return EXIT_OK
         if not question:
             return EXIT_OK
-        standalone = condense_question(history, question)
-        if standalone != question:
-            print(f"(searched for: {standalone})")
         try:
             answer = _stream_answer(engine.ask_stream(question, top_k=args.top_k,
                                                       history=history))
         except QuestionError as exc:
             print(f"error: {exc}")
             continue
+        if answer.standalone_question:
+            print(f"(searched for: {answer.standalone_question})")
         history.append((question, answer.answer))
 
 

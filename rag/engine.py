@@ -212,9 +212,11 @@ class Engine:
     ) -> Turn:
         started = time.perf_counter()
         question = check_question(question, self.settings.max_question_chars)
-        standalone = condense_question(history, question)
         k = max(1, min(int(top_k or self.settings.top_k), 50))
-        return Turn(question, standalone, self.retriever.retrieve(standalone, k), started)
+        from rag.conversation import retrieve_in_context
+
+        retrieval, standalone = retrieve_in_context(self.retriever, question, history, k)
+        return Turn(question, standalone, retrieval, started)
 
     def _respond(
         self, turn: Turn, answerer: str | None, stream: bool = True

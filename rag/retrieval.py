@@ -11,11 +11,14 @@ questions, mostly English, over Polish/Romanian text), file-level hit@1 was
 0.87 for sentence vectors against 0.63-0.87 for chunks of 400-64 tokens and
 0.78 for sentence windows (see docs/evaluation.md, scripts/calibrate_decline.py).
 
-Answerability: the best sentence's cosine similarity. With sentence-level
-vectors it separates answerable from unanswerable dev questions well (AUC
-0.98; with chunk vectors it is far weaker). A background-normalised z-score
-was tried and separated worse (AUC 0.67). The threshold is per embedder,
-because each model's cosine scale differs.
+Pseudo-relevance feedback (issue 11): the query vector is moved towards the
+mean of its three best sentences and the store is searched again. It costs a
+second Chroma query, not a second embedding, and raised file-level hit@1 on
+the paraphrased dev questions (docs/evaluation.md); ``prf_weight=0`` turns it off.
+
+Answerability: for e5, a calibrated probability from rag.answerability (best
+cosine plus its margin over the best other file); other embedders keep the
+best sentence's cosine, since the model was fitted on e5's cosine scale.
 """
 
 from __future__ import annotations
@@ -24,19 +27,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag import answerability
+from rag.answering.extractive import quotable
 from rag.embedding import Embedder
 from rag.store import Hit, Store
 from rag.types import Passage
 
-# Calibrated on eval/dev.jsonl with scripts/calibrate_decline.py: balanced accuracy 0.93.
+# e5: the answerability model's probability threshold (eval/calibrate_answerability.py).
 # Other embedders have other cosine scales: set RAG_DECLINE_THRESHOLD for them.
-SUPPORT_THRESHOLDS = {"e5:": 0.81}
+SUPPORT_THRESHOLDS = {"e5:": answerability.E5_MODEL.threshold}
+PRF_WEIGHT, PRF_DOCS = 0.3, 3
 
 
 def default_threshold(embedder_name: str) -> float:
     """The calibrated decline threshold for an embedder (0 = never decline on score)."""
     return next((t for prefix, t in SUPPORT_THRESHOLDS.items()
                  if embedder_name.startswith(prefix)), 0.0)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
 
 
 @dataclass
@@ -56,14 +67,58 @@ class Retrieval:
 
 
 class Retriever:
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    def __init__(
+        self, store: Store, embedder: Embedder, prf_weight: float = PRF_WEIGHT,
+        prf_docs: int = PRF_DOCS, model: answerability.Model | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
+        self.prf_weight = prf_weight
+        self.prf_docs = prf_docs
+        e5 = str(getattr(embedder, "name", "")).startswith("e5:")
+        self.model = model if model is not None else (answerability.E5_MODEL if e5 else None)
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query_vector = self.embedder.embed_queries([question])[0]
-        hits = self.store.query(query_vector, n=max(30, top_k * 8))
-        return self._group(hits, top_k, query_vector)
+        return self.retrieve_vector(question, query_vector, top_k)
+
+    def search(self, query_vector: np.ndarray, top_k: int) -> tuple[list[Hit], list[Hit]]:
+        """(hits of the plain query, hits after pseudo-relevance feedback), best first."""
+        n = max(30, top_k * 8)
+        hits = self.store.query(query_vector, n=n)
+        if self.prf_weight <= 0 or not hits:
+            return hits, hits
+        feedback = self._vectors([h.id for h in hits[: self.prf_docs]])
+        if not len(feedback):
+            return hits, hits
+        expanded = _unit(query_vector + self.prf_weight * feedback.mean(axis=0))
+        return hits, self.store.query(expanded, n=n)
+
+    def _vectors(self, ids: list[str]) -> np.ndarray:
+        """Stored vectors of some sentences (the store has no public call for this yet)."""
+        got = self.store._sentences.get(ids=ids, include=["embeddings"])
+        vectors = got.get("embeddings")
+        return np.zeros((0, 1), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+
+    def retrieve_vector(
+        self, question: str, query_vector: np.ndarray, top_k: int,
+        hits: tuple[list[Hit], list[Hit]] | None = None,
+    ) -> Retrieval:
+        """Retrieval for an embedded question; ``hits`` when ``search`` already ran."""
+        plain, ranked = hits or self.search(query_vector, top_k)
+        retrieval = self._group(ranked, top_k, query_vector)
+        retrieval.support = self.support(question, plain, ranked)
+        return retrieval
+
+    def support(self, question: str, plain: list[Hit], ranked: list[Hit]) -> float:
+        """The answerability signal: the model's probability, or the best cosine without one."""
+        best = plain[0].score if plain else float("-inf")
+        if self.model is None or not ranked:
+            return best
+        cosine = {h.id: h.score for h in plain}
+        rows = [(h.text, h.score, str(h.metadata.get("source", "")), cosine.get(h.id, h.score))
+                for h in ranked]
+        return self.model.probability(answerability.features(question, rows, best))
 
     def _group(self, hits: list[Hit], top_k: int, query_vector: np.ndarray) -> Retrieval:
         by_chunk: dict[str, list[Hit]] = {}
@@ -76,7 +131,8 @@ class Retriever:
         passages: list[Passage] = []
         sentences: dict[int, list[ScoredSentence]] = {}
         for n, (chunk_id, chunk_hits) in enumerate(ranked, start=1):
-            best = chunk_hits[0]
+            # the sentence to quote: the best one that is not a headline or a link
+            best = next((h for h in chunk_hits if quotable(h.text)), chunk_hits[0])
             meta = best.metadata
             full = " ".join(t for _, t in texts.get(chunk_id, [])) or best.text
             passages.append(

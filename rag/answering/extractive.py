@@ -9,6 +9,7 @@ is kept too, so a question answered by two articles quotes both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 
 from rag.registry import Backend
@@ -19,6 +20,21 @@ MAX_QUOTES = 3
 # A quote is kept when it scores within this cosine margin of the best one.
 # e5 cosines are compressed (~0.75 unrelated, ~0.88 on-topic), so the margin is small.
 SCORE_MARGIN = 0.025
+# Lines that point at other articles, not statements of this one.
+_RELATED = re.compile(r"^\s*(czytaj (też|także)|zobacz (też|także)|citeşte şi|citește și|"
+                      r"read (also|more)|related:|see also)\b", re.I)
+
+
+def quotable(sentence: str) -> bool:
+    """False for headline-like lines (no closing punctuation) and related-article links.
+
+    A quote should state what the article says; a headline ("NATO zwołuje
+    specjalne spotkanie") only names the topic and a link names another article.
+    """
+    text = sentence.strip()
+    if not text or _RELATED.match(text):
+        return False
+    return text[-1] in ".!?…\"”’»)" or len(text.split()) > 12
 
 
 class ExtractiveAnswerer:
@@ -30,7 +46,8 @@ class ExtractiveAnswerer:
 
     def select(self, passages: Sequence[Passage]) -> list[Passage]:
         """Passages whose best sentence is close enough to the overall best, best first."""
-        ranked = sorted((p for p in passages if p.sentence), key=lambda p: -p.score)
+        ranked = sorted((p for p in passages if p.sentence and quotable(p.sentence)),
+                        key=lambda p: -p.score)
         if not ranked:
             return []
         best = ranked[0].score
