@@ -177,5 +177,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
               flush=True)
     app = build_app(engine)
     app.queue(default_concurrency_limit=1)
-    app.launch(**options)
+    from rag.openai_api import api_routes  # /v1/chat/completions, /v1/models: same port
+
+    app.launch(**options, app_kwargs={"routes": api_routes(engine, settings, host)})
     return 0

@@ -1,0 +1,314 @@
+"""OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models`` over an ``Engine``.
+
+Served by ``rag serve`` in the same process and on the same port as the chat page, so
+any OpenAI client (Open WebUI, LibreChat, the ``openai`` package, curl) can ask the
+documents. The last user message is the question; earlier user/assistant messages are
+the conversation, passed to the engine as ``history`` exactly as the chat page does, so
+follow-ups are condensed the same way. System messages are ignored: the answerers
+keep their own grounding rules.
+
+The answer text carries its ``[n]`` markers; the citations travel in an extra ``rag``
+object (on the response, or on the last chunk of a stream) that OpenAI clients ignore.
+Plain Starlette routes rather than FastAPI models: every malformed body must get a 400
+with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from rag.config import Settings
+from rag.engine import Engine, QuestionError
+from rag.types import Answer
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "RAG_API_KEY"
+MODEL = "rag"  # the configured answerer; "rag:NAME" picks one of engine.answerer_names()
+MAX_BODY_BYTES = 1_000_000
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP status, OpenAI error type and a one-line message."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.code = status, kind, code
+
+    def response(self) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        body = {"error": {"message": str(self), "type": self.kind, "param": None,
+                          "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What the engine needs from a chat completion body."""
+
+    model: str
+    question: str
+    history: list[tuple[str, str]]
+    stream: bool
+    top_k: int | None
+
+
+def _text(content: Any, where: str) -> str:
+    """A message's text: a string, or OpenAI's list of content parts (text parts joined)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if all(isinstance(t, str) for t in texts):
+            return "\n".join(texts)  # type: ignore[arg-type]
+    raise ApiError(400, f"{where}.content must be a string or a list of text parts")
+
+
+def conversation(messages: Any) -> tuple[str, list[tuple[str, str]]]:
+    """The last user message, and the (question, answer) turns before it."""
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list of {role, content} objects")
+    turns: list[tuple[str, str]] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ApiError(400, f"{where} must be an object whose role is one of "
+                                f"{', '.join(ROLES)}")
+        text = _text(message.get("content"), where)
+        if message["role"] == "user":
+            turns.append((text, ""))
+        elif message["role"] == "assistant" and turns and not turns[-1][1]:
+            turns[-1] = (turns[-1][0], text)
+    if not turns:
+        raise ApiError(400, "'messages' holds no user message: nothing to answer")
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    if any(m["role"] == "assistant" for m in messages[last_user + 1:]):
+        raise ApiError(400, "the last message to answer must come from the user")
+    return turns[-1][0], turns[:-1]
+
+
+def parse_request(body: bytes, models: dict[str, str | None]) -> ChatRequest:
+    """Validate a chat completion body; every problem is an ``ApiError`` with one line."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "the body is not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                            f"column {exc.colno}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    model = data.get("model", MODEL)
+    if not isinstance(model, str):
+        raise ApiError(400, "'model' must be a string")
+    if model not in models:
+        raise ApiError(404, f"unknown model {model!r}; available: {', '.join(models)}",
+                       code="model_not_found")
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false")
+    top_k = data.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                              or not 1 <= top_k <= 50):
+        raise ApiError(400, "'top_k' must be an integer from 1 to 50")
+    question, history = conversation(data.get("messages"))
+    return ChatRequest(model, question, history, stream, top_k)
+
+
+def rag_field(answer: Answer, redact: Callable[[str], str]) -> dict[str, Any]:
+    """The extra ``rag`` object: citations and how the answer was made."""
+    return {
+        "citations": [
+            {"n": c.n, "source": c.source, "quote": c.text, "score": round(c.score, 4),
+             "language": c.language}
+            for c in answer.citations
+        ],
+        "answer": answer.answer,
+        "answerer": answer.answerer,
+        "declined": answer.declined,
+        "fallback_reason": redact(answer.fallback_reason) if answer.fallback_reason else None,
+        "standalone_question": answer.standalone_question,
+        "support": round(answer.support, 4),
+    }
+
+
+def closing_text(streamed: str, final: str) -> str:
+    """What to send after the streamed deltas so the client ends up with the final answer.
+
+    The engine streams an answerer's text as it comes; its final answer can differ (a
+    decline sends nothing first, an answer citing nothing falls back to the quotes).
+    Text already sent cannot be taken back, so the final answer is appended when the
+    stream does not already end with it.
+    """
+    if not streamed.strip():
+        return final
+    if streamed.rstrip().endswith(final.strip()):
+        return ""
+    return "\n\n" + final
+
+
+class OpenAIApi:
+    """The routes, bound to one engine; ``api_key`` empty means no key is asked for.
+
+    ``login_required``: the chat page asks for a login; with no key set the API then
+    refuses every call, so it never opens a way around the login.
+    """
+
+    def __init__(self, engine: Engine, api_key: str = "", login_required: bool = False,
+                 secrets: Sequence[str] = ()) -> None:
+        self.engine = engine
+        self.api_key = api_key
+        self.login_required = login_required
+        self._secrets = [s for s in (*secrets, api_key) if s]
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+        ]
+
+    def model_ids(self) -> dict[str, str | None]:
+        """Model id -> answerer name (None: the configured one)."""
+        return {MODEL: None, **{f"{MODEL}:{n}": n for n in self.engine.answerer_names()}}
+
+    def _authorize(self, request: Request) -> None:
+        if not self.api_key:
+            if self.login_required:
+                raise ApiError(401, "the chat page requires a login: set RAG_API_KEY on the "
+                                    "server to use the API", "authentication_error")
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.strip().encode(), self.api_key.encode()):
+            raise ApiError(401, "invalid or missing API key (Authorization: Bearer ...)",
+                           "authentication_error", "invalid_api_key")
+
+    async def models(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+        except ApiError as exc:
+            return exc.response()
+        created = int(time.time())
+        return JSONResponse({"object": "list", "data": [
+            {"id": m, "object": "model", "created": created, "owned_by": "rag-assistant"}
+            for m in self.model_ids()
+        ]})
+
+    async def chat(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            body = await request.body()
+            if len(body) > MAX_BODY_BYTES:
+                raise ApiError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+            models = self.model_ids()
+            req = parse_request(body, models)
+            answerer = models[req.model]
+            if req.stream:
+                events = self.engine.ask_stream(req.question, req.top_k, answerer, req.history)
+                first = await run_in_threadpool(self._first, events)
+                return StreamingResponse(self._sse(req.model, first, events),
+                                         media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache"})
+            answer = await run_in_threadpool(
+                self.engine.ask, req.question, req.top_k, answerer, req.history)
+            return JSONResponse(self._completion(req.model, answer))
+        except ApiError as exc:
+            return exc.response()
+        except QuestionError as exc:
+            return ApiError(400, self._one_line(exc), code="invalid_question").response()
+        except Exception as exc:  # never a stack trace to the client; the log has it
+            log.exception("answering an API request failed")
+            return ApiError(500, f"could not answer: {self._one_line(exc)}",
+                            "server_error").response()
+
+    def _one_line(self, exc: BaseException) -> str:
+        return self.redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
+
+    @staticmethod
+    def _first(events: Iterator[str | Answer]) -> str | Answer | None:
+        """The first event, computed before the response starts so early errors get a status."""
+        return next(events, None)
+
+    def _completion(self, model: str, answer: Answer) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": answer.answer}}],
+            "rag": rag_field(answer, self.redact),
+        }
+
+    def _sse(self, model: str, first: str | Answer | None,
+             events: Iterator[str | Answer]) -> Iterator[str]:
+        """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``."""
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model}
+
+        def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
+            data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **extra}
+            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        streamed: list[str] = []
+        try:
+            event = first
+            while event is not None and not isinstance(event, Answer):
+                streamed.append(event)
+                yield chunk({"content": event})
+                event = next(events, None)
+            if event is None:
+                raise RuntimeError("the engine returned no answer")
+            rest = closing_text("".join(streamed), event.answer)
+            if rest:
+                yield chunk({"content": rest})
+            yield chunk({}, "stop", rag=rag_field(event, self.redact))
+        except Exception as exc:  # the status is sent already: report in OpenAI's way
+            log.exception("streaming an API answer failed")
+            error = {"message": f"could not answer: {self._one_line(exc)}",
+                     "type": "server_error", "param": None, "code": None}
+            yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+
+
+def api_routes(engine: Engine, settings: Settings, host: str) -> list[Route]:
+    """The routes for ``rag serve`` (key from ``RAG_API_KEY``), with a line on how they are
+    protected; Settings has no field for the key yet, hence the environment."""
+    api_key = os.environ.get(API_KEY_ENV, "").strip()
+    login = bool(settings.ui_user and settings.ui_password)
+    api = OpenAIApi(engine, api_key, login_required=login,
+                    secrets=(settings.llm_api_key, settings.embed_api_key, settings.ui_password))
+    if api_key:
+        note = "needs the key in RAG_API_KEY"
+    elif login:
+        note = "is closed until RAG_API_KEY is set, since the chat page requires a login"
+    else:
+        note = "is open to anyone who can reach this port (set RAG_API_KEY to require a key)"
+        if host not in LOOPBACK:
+            note = f"on {host} " + note
+    print(f"OpenAI-compatible API at /v1 (models: {', '.join(api.model_ids())}) {note}.",
+          flush=True)
+    return api.routes()

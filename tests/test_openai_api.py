@@ -1,0 +1,139 @@
+"""The OpenAI-compatible API of ``rag serve``, driven by the official ``openai`` client
+against a real ``rag serve`` subprocess (real store, real e5 model, real HTTP)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from rag.openai_api import OpenAIApi, closing_text, conversation
+from tests.ui_helpers import running_app
+
+KEY = "sk-rag-test-key-123"
+QUESTION = "What did Russia demand about 1997?"
+EXPECTED = "003_f0b8fe8fdb47aa20.txt"
+
+
+@pytest.fixture(scope="module")
+def base_url(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("openai_api")
+    shutil.copytree(sample_store_dir, root / "chroma")
+    with running_app(root / "chroma", root / "data", root / "serve.log",
+                     extra_env={"RAG_API_KEY": KEY}) as url:
+        yield url + "v1"
+
+
+def client(base_url: str, key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=60)
+
+
+def test_answer_cites_the_source(base_url: str) -> None:
+    reply = client(base_url).chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": QUESTION}])
+    text = reply.choices[0].message.content
+    assert "1997" in text and "[1]" in text
+    rag = reply.model_extra["rag"]
+    assert rag["citations"][0]["source"] == EXPECTED
+    assert "1997" in rag["citations"][0]["quote"] and rag["citations"][0]["score"] > 0.5
+    assert not rag["declined"]
+
+
+def test_streaming_sends_chunks_then_citations(base_url: str) -> None:
+    chunks = list(client(base_url).chat.completions.create(
+        model="rag:extractive", messages=[{"role": "user", "content": QUESTION}], stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "1997" in text and "[1]" in text
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].model_extra["rag"]["citations"][0]["source"] == EXPECTED
+
+
+def test_follow_up_uses_the_conversation(base_url: str) -> None:
+    """Earlier messages are the history: the short follow-up is searched with its subject."""
+    first = client(base_url).chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": QUESTION}])
+    reply = client(base_url).chat.completions.create(model="rag", messages=[
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "and what did NATO answer?"},
+    ])
+    rag = reply.model_extra["rag"]
+    assert "1997" in rag["standalone_question"] and "NATO" in rag["standalone_question"]
+
+
+def test_models_lists_the_answerers(base_url: str) -> None:
+    ids = [m.id for m in client(base_url).models.list()]
+    assert ids == ["rag", "rag:extractive"]
+
+
+def test_wrong_or_missing_key_is_401(base_url: str) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        client(base_url, "sk-wrong").chat.completions.create(
+            model="rag", messages=[{"role": "user", "content": QUESTION}])
+    with pytest.raises(openai.AuthenticationError):
+        client(base_url, "sk-wrong").models.list()
+    assert httpx.get(f"{base_url}/models").status_code == 401  # no header at all
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"model": "rag", "messages": [{"role": "user"', "not valid JSON"),
+    (b'[1, 2]', "JSON object"),
+    (b'{"model": "rag"}', "'messages' must be a non-empty list"),
+    (b'{"messages": [{"role": "robot", "content": "hi"}]}', "messages[0] must be"),
+    (b'{"messages": [{"role": "user", "content": 5}]}', "messages[0].content"),
+    (b'{"messages": [{"role": "assistant", "content": "hi"}]}', "no user message"),
+    (b'{"messages": [{"role": "user", "content": "q"}], "stream": "yes"}', "'stream'"),
+    (b'{"messages": [{"role": "user", "content": "q"}], "top_k": 0}', "'top_k'"),
+    (b'{"messages": [{"role": "user", "content": "   "}], "stream": true}', "empty"),
+])
+def test_malformed_body_is_400_with_one_line(base_url: str, body: bytes, reason: str) -> None:
+    resp = httpx.post(f"{base_url}/chat/completions", content=body, timeout=60,
+                      headers={"Authorization": f"Bearer {KEY}"})
+    assert resp.status_code == 400, resp.text
+    message = resp.json()["error"]["message"]
+    assert reason in message and "\n" not in message and "Traceback" not in resp.text
+
+
+def test_bad_question_and_unknown_model_through_the_client(base_url: str) -> None:
+    with pytest.raises(openai.BadRequestError, match="punctuation"):
+        client(base_url).chat.completions.create(
+            model="rag", messages=[{"role": "user", "content": "?!"}], stream=True)
+    with pytest.raises(openai.NotFoundError, match="unknown model"):
+        client(base_url).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
+
+
+def test_login_without_api_key_keeps_the_api_closed() -> None:
+    """With a chat login and no RAG_API_KEY the API must not be a way around the login.
+    No engine call is reached, so a bare engine stands in for one (nothing is mocked)."""
+    from rag.config import Settings
+    from rag.engine import Engine
+
+    api = OpenAIApi(Engine(Settings()), api_key="", login_required=True)
+    with TestClient(Starlette(routes=api.routes())) as http:
+        resp = http.post("/v1/chat/completions",
+                         json={"messages": [{"role": "user", "content": QUESTION}]})
+    assert resp.status_code == 401 and "RAG_API_KEY" in resp.json()["error"]["message"]
+
+
+def test_conversation_pairs_turns() -> None:
+    question, history = conversation([
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "A"},
+        {"role": "user", "content": [{"type": "text", "text": "b"}]},
+        {"role": "user", "content": "c"},
+    ])
+    assert question == "c" and history == [("a", "A"), ("b", "")]
+
+
+def test_closing_text_appends_only_what_the_client_lacks() -> None:
+    assert closing_text("", "Not found.") == "Not found."  # a decline streams nothing first
+    assert closing_text("LLM text. Quoted [1]", "Quoted [1]") == ""  # fallback already sent
+    assert closing_text("Answer [1][9]", "Answer [1]") == "\n\nAnswer [1]"
