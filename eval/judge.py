@@ -28,14 +28,12 @@ class Judge:
         self, base_url: str, model: str, api_key: str = "", timeout_s: float = 60.0,
         client: Any = None,
     ) -> None:
-        self.model = model
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        if client is None:
-            import httpx
+        """``client``: an ``openai.OpenAI`` to reuse; by default one for ``base_url``."""
+        from rag.openai_client import make_client
 
-            client = httpx.Client(timeout=timeout_s, headers=headers)
-        self._client = client
+        self.model = model
+        self._secret = api_key
+        self._client = client or make_client(base_url, api_key, timeout_s)
         self.errors = 0
         self.last_error = ""
 
@@ -53,20 +51,18 @@ class Judge:
     def verdict(self, question: str, answer: str, passages: Mapping[int, str]) -> float | None:
         """1.0 faithful, 0.0 unfaithful, None when the judge failed (counted in ``errors``)."""
         text = "\n".join(f"[{n}] {p}" for n, p in sorted(passages.items()))
-        body = {
-            "model": self.model,
-            "temperature": 0,
-            "max_tokens": 5,
-            "messages": [{"role": "user", "content": PROMPT.format(
-                passages=text or "(none)", question=question, answer=answer)}],
-        }
+        prompt = PROMPT.format(passages=text or "(none)", question=question, answer=answer)
         try:
-            response = self._client.post(self.url, json=body)
-            response.raise_for_status()
-            reply = str(response.json()["choices"][0]["message"]["content"])
+            completion = self._client.chat.completions.create(
+                model=self.model, temperature=0, max_tokens=5,
+                messages=[{"role": "user", "content": prompt}],
+            )
+            reply = str(completion.choices[0].message.content or "")
         except Exception as exc:  # the judge is optional: any failure is counted, not raised
+            from rag.openai_client import describe_error
+
             self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            self.last_error = describe_error(exc, self._secret)[:200]
             return None
         result = parse_verdict(reply)
         if result is None:

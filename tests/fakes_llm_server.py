@@ -16,6 +16,7 @@ from a script chosen by the request's ``model`` field:
 ``malformed``      HTTP 200 whose body (or stream) is not valid JSON
 ``slow``           waits ``SLOW_S`` before sending anything
 ``slow-stream``    streams one chunk, then stalls ``SLOW_S``
+``say:TEXT``       answers ``TEXT`` (the LLM judge's verdicts)
 =================  ===========================================================
 
 Every request is recorded (path, headers, JSON body) in ``server.requests`` so
@@ -37,6 +38,8 @@ CHUNK = 7  # characters per streamed delta, so a reply arrives in many pieces
 
 
 def _script(model: str) -> str:
+    if model.startswith("say:"):
+        return model[4:]
     if model == "cite-invalid":
         return ANSWER_INVALID
     if model == "decline":

