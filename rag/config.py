@@ -84,11 +84,24 @@ class JudgeSettings(_Section):
     timeout: float = 60.0
 
 
+class LlamaIndexSettings(_Section):
+    """``RAG_LLAMAINDEX_*``: the LLM of the ``llamaindex`` answerer (any LlamaIndex LLM)."""
+
+    llm: str = ""  # a dotted class path, e.g. llama_index.llms.ollama.Ollama
+    llm_kwargs: str = ""  # its keyword arguments as a JSON object
+
+
+class APISettings(_Section):
+    """``RAG_API_*``: the OpenAI-compatible API that ``rag serve`` adds under /v1."""
+
+    key: SecretStr = SecretStr("")  # the bearer key clients must send; empty: none asked
+
+
 class SettingsError(ValueError):
     """A variable has a value of the wrong type; the message is one line."""
 
 
-SECTIONS = ("llm", "embed", "chroma", "ui", "judge")
+SECTIONS = ("llm", "embed", "chroma", "ui", "judge", "llamaindex", "api")
 
 
 class Settings(BaseSettings):
@@ -120,6 +133,8 @@ class Settings(BaseSettings):
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     ui: UISettings = Field(default_factory=UISettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    llamaindex: LlamaIndexSettings = Field(default_factory=LlamaIndexSettings)
+    api: APISettings = Field(default_factory=APISettings)
 
     def __init__(self, **values: Any) -> None:
         try:
