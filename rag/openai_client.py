@@ -45,7 +45,9 @@ def describe_error(exc: BaseException, secret: str = "") -> str:
     elif isinstance(exc, openai.APIConnectionError):
         text = f"cannot connect ({exc.__cause__ or exc})"
     elif isinstance(exc, openai.APIStatusError):
-        text = f"HTTP {exc.status_code}: {exc.message}"
+        body = exc.body  # the reply's "error" object when it had one, else the whole body
+        detail = body.get("message") if isinstance(body, dict) else body
+        text = f"HTTP {exc.status_code}" + (f": {detail}" if detail else "")
     else:
         text = f"{type(exc).__name__}: {exc}"
     return one_line(" ".join(text.split()), [secret])

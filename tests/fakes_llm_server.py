@@ -102,6 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._openai(model, stream)
         elif self.path.rstrip("/") == "/api/chat":
             self._ollama(model, stream)
+        elif self.path.rstrip("/").endswith("/embeddings"):  # failure modes only
+            self._streaming = False
+            if not self._failures(model):
+                self._send(404, b'{"error": "no embeddings here"}')
         else:
             self._send(404, b'{"error": "not found"}')
 

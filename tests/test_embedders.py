@@ -84,6 +84,22 @@ def test_openai_embedder_down_is_one_line_error() -> None:
     assert "\n" not in str(info.value) and "sk-secret-xyz" not in str(info.value)
 
 
+@pytest.mark.parametrize(("model", "status"), [("echo-key", "401"), ("http500", "500")])
+def test_openai_embedder_server_errors_are_one_line_without_key(model: str, status: str) -> None:
+    """The scripted server (a test double) answers 401 echoing the Authorization header."""
+    from tests.fakes_llm_server import ScriptedLLMServer
+
+    server = ScriptedLLMServer().start()
+    try:
+        with pytest.raises(EmbedderError) as info:
+            OpenAIEmbedder(server.url + "/v1", model, api_key="sk-secret-xyz", timeout_s=10)
+    finally:
+        server.close()
+    message = str(info.value)
+    assert f"HTTP {status}" in message and "\n" not in message
+    assert "sk-secret-xyz" not in message and server.url in message
+
+
 def _minilm_folder() -> Path:
     import importlib.util
 

@@ -321,6 +321,8 @@ def test_judge_verdicts_errors_and_skip_when_unconfigured() -> None:
         result, judge = verdict("echo-key", key="sk-judge-secret")  # 401 echoing the key
         assert result is None and judge.errors == 1
         assert "401" in judge.last_error and "sk-judge-secret" not in judge.last_error
+        slow = Judge(url, "slow", timeout_s=0.5)  # the server waits 3 s: one timeout, no retry
+        assert slow.verdict("q", "a [1]", {1: "p"}) is None and slow.last_error == "timed out"
         first = server.requests[0]
         assert first["path"] == "/v1/chat/completions"
         assert "[1] Rada powstała w 2002" in first["body"]["messages"][0]["content"]
