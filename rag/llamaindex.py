@@ -71,7 +71,7 @@ class RagRetriever(BaseRetriever):
     def from_settings(cls, settings: Settings | None = None, top_k: int | None = None,
                       **kwargs: Any) -> RagRetriever:
         """A retriever over the store the ``RAG_*`` settings name."""
-        engine = Engine(settings or Settings.from_env())
+        engine = Engine(settings or Settings())
         return cls(engine, top_k or engine.settings.top_k, **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

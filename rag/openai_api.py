@@ -18,7 +18,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -32,11 +31,11 @@ from starlette.routing import Route
 
 from rag.config import Settings
 from rag.engine import Engine, QuestionError
+from rag.errors import one_line, redact
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "RAG_API_KEY"
 MODEL = "rag"  # the configured answerer; "rag:NAME" picks one of engine.answerer_names()
 MAX_BODY_BYTES = 1_000_000
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -180,9 +179,7 @@ class OpenAIApi:
         self._secrets = [s for s in (*secrets, api_key) if s]
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def routes(self) -> list[Route]:
         return [
@@ -245,7 +242,7 @@ class OpenAIApi:
                             "server_error").response()
 
     def _one_line(self, exc: BaseException) -> str:
-        return self.redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
+        return one_line(exc, self._secrets)
 
     @staticmethod
     def _first(events: Iterator[str | Answer]) -> str | Answer | None:
@@ -296,11 +293,10 @@ class OpenAIApi:
 
 def api_routes(engine: Engine, settings: Settings, host: str) -> list[Route]:
     """The routes for ``rag serve`` (key from ``RAG_API_KEY``), with a line on how they are
-    protected; Settings has no field for the key yet, hence the environment."""
-    api_key = os.environ.get(API_KEY_ENV, "").strip()
-    login = bool(settings.ui_user and settings.ui_password)
-    api = OpenAIApi(engine, api_key, login_required=login,
-                    secrets=(settings.llm_api_key, settings.embed_api_key, settings.ui_password))
+    protected."""
+    api_key = settings.api.key.get_secret_value().strip()
+    login = bool(settings.ui.user and settings.ui.password.get_secret_value())
+    api = OpenAIApi(engine, api_key, login_required=login, secrets=settings.secrets())
     if api_key:
         note = "needs the key in RAG_API_KEY"
     elif login:

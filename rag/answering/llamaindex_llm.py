@@ -20,13 +20,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import import_module
 from typing import Any
 
+from rag.errors import one_line
 from rag.registry import Backend
 from rag.types import AnswererError, Draft, Passage
 
 NAME = "llamaindex"
 LLM_ENV, KWARGS_ENV = "RAG_LLAMAINDEX_LLM", "RAG_LLAMAINDEX_LLM_KWARGS"
 _SECRET_KEY = re.compile(r"key|token|secret|password", re.I)
-_MAX_MESSAGE = 300
 
 
 def load_llm(class_path: str, kwargs: Mapping[str, Any] | None = None) -> Any:
@@ -71,11 +71,8 @@ def parse_kwargs(raw: str) -> dict[str, Any]:
 
 def _one_line(text: str, kwargs: Mapping[str, Any] | None = None) -> str:
     """One short line with every secret-looking keyword argument blanked out."""
-    text = " ".join(text.split())
-    for key, value in (kwargs or {}).items():
-        if _SECRET_KEY.search(key) and isinstance(value, str) and value:
-            text = text.replace(value, "***")
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    secrets = [v for k, v in (kwargs or {}).items() if _SECRET_KEY.search(k) and isinstance(v, str)]
+    return one_line(" ".join(text.split()), secrets)
 
 
 class LlamaIndexAnswerer:
