@@ -168,18 +168,25 @@ class OpenAIApi:
     """The routes, bound to one engine; ``api_key`` empty means no key is asked for.
 
     ``login_required``: the chat page asks for a login; with no key set the API then
-    refuses every call, so it never opens a way around the login.
+    refuses every call, so it never opens a way around the login. ``engine``: an
+    ``Engine``, or anything with ``fresh() -> Engine`` (the app's live engine, reopened
+    when another process changed the store), asked for the current engine per request.
     """
 
-    def __init__(self, engine: Engine, api_key: str = "", login_required: bool = False,
+    def __init__(self, engine: Any, api_key: str = "", login_required: bool = False,
                  secrets: Sequence[str] = ()) -> None:
-        self.engine = engine
+        self.source = engine
         self.api_key = api_key
         self.login_required = login_required
         self._secrets = [s for s in (*secrets, api_key) if s]
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
+
+    @property
+    def engine(self) -> Engine:
+        fresh = getattr(self.source, "fresh", None)
+        return fresh() if callable(fresh) else self.source
 
     def routes(self) -> list[Route]:
         return [
@@ -189,7 +196,8 @@ class OpenAIApi:
 
     def model_ids(self) -> dict[str, str | None]:
         """Model id -> answerer name (None: the configured one)."""
-        return {MODEL: None, **{f"{MODEL}:{n}": n for n in self.engine.answerer_names()}}
+        names = self.source.answerer_names()  # from the settings: no need for a fresh engine
+        return {MODEL: None, **{f"{MODEL}:{n}": n for n in names}}
 
     def _authorize(self, request: Request) -> None:
         if not self.api_key:
@@ -223,14 +231,15 @@ class OpenAIApi:
             models = self.model_ids()
             req = parse_request(body, models)
             answerer = models[req.model]
+            engine = await run_in_threadpool(getattr, self, "engine")  # may reopen the store
             if req.stream:
-                events = self.engine.ask_stream(req.question, req.top_k, answerer, req.history)
+                events = engine.ask_stream(req.question, req.top_k, answerer, req.history)
                 first = await run_in_threadpool(self._first, events)
                 return StreamingResponse(self._sse(req.model, first, events),
                                          media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
             answer = await run_in_threadpool(
-                self.engine.ask, req.question, req.top_k, answerer, req.history)
+                engine.ask, req.question, req.top_k, answerer, req.history)
             return JSONResponse(self._completion(req.model, answer))
         except ApiError as exc:
             return exc.response()
@@ -291,7 +300,7 @@ class OpenAIApi:
         yield "data: [DONE]\n\n"
 
 
-def api_routes(engine: Engine, settings: Settings, host: str) -> list[Route]:
+def api_routes(engine: Any, settings: Settings, host: str) -> list[Route]:
     """The routes for ``rag serve`` (key from ``RAG_API_KEY``), with a line on how they are
     protected."""
     api_key = settings.api.key.get_secret_value().strip()

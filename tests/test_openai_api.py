@@ -4,6 +4,8 @@ against a real ``rag serve`` subprocess (real store, real e5 model, real HTTP)."
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from rag.openai_api import OpenAIApi, closing_text, conversation
+from tests.processes import clean_env
 from tests.ui_helpers import running_app
 
 KEY = "sk-rag-test-key-123"
@@ -22,12 +25,19 @@ EXPECTED = "003_f0b8fe8fdb47aa20.txt"
 
 
 @pytest.fixture(scope="module")
-def base_url(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[str, Path]]:
+    """The API's base URL and the served store's folder."""
     root = tmp_path_factory.mktemp("openai_api")
     shutil.copytree(sample_store_dir, root / "chroma")
     with running_app(root / "chroma", root / "data", root / "serve.log",
                      extra_env={"RAG_API_KEY": KEY}) as url:
-        yield url + "v1"
+        yield url + "v1", root / "chroma"
+
+
+@pytest.fixture
+def base_url(served: tuple[str, Path]) -> str:
+    return served[0]
 
 
 def client(base_url: str, key: str = KEY) -> openai.OpenAI:
@@ -109,6 +119,22 @@ def test_bad_question_and_unknown_model_through_the_client(base_url: str) -> Non
     with pytest.raises(openai.NotFoundError, match="unknown model"):
         client(base_url).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
+
+
+def test_a_file_ingested_by_another_process_is_answered(served: tuple[str, Path],
+                                                         tmp_path: Path) -> None:
+    """The API follows the store like the page does (the app's live engine reopens it)."""
+    base_url, chroma = served
+    doc = tmp_path / "Traktat z Morvany.txt"
+    doc.write_text("Traktat z Morvany podpisano 14 marca 1873 roku w miasteczku Kalisko. "
+                   "Na mocy traktatu oba miasta zbudowały wspólnie most na rzece Lindra.",
+                   encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(doc)], check=True,
+                   env=clean_env(RAG_CHROMA_DIR=str(chroma)), cwd=tmp_path, timeout=300,
+                   capture_output=True)
+    reply = client(base_url).chat.completions.create(model="rag", messages=[
+        {"role": "user", "content": "Kiedy i gdzie podpisano traktat z Morvany?"}])
+    assert reply.model_extra["rag"]["citations"][0]["source"] == doc.name
 
 
 def test_login_without_api_key_keeps_the_api_closed() -> None:

@@ -175,9 +175,10 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     if host not in LOOPBACK and not options["auth"]:
         print(f"Warning: serving on {host} without a login (set RAG_UI_USER/RAG_UI_PASSWORD).",
               flush=True)
-    app = build_app(engine)
+    live = LiveEngine(engine)  # one live engine for the page and the /v1 API
+    app = build_app(live)
     app.queue(default_concurrency_limit=1)
     from rag.openai_api import api_routes  # /v1/chat/completions, /v1/models: same port
 
-    app.launch(**options, app_kwargs={"routes": api_routes(engine, settings, host)})
+    app.launch(**options, app_kwargs={"routes": api_routes(live, settings, host)})
     return 0
