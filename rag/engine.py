@@ -36,6 +36,10 @@ class Turn:
     started: float  # perf_counter() when the question arrived
 
 
+class _Unverified(Exception):
+    """An LLM reply with claims, none of whose quotes was found: fall back, saying why."""
+
+
 class QuestionError(ValueError):
     """The question cannot be asked as given (empty, too long); message is one line."""
 
@@ -90,6 +94,7 @@ class Engine:
         self._store: Any = None
         self._retriever: Any = retriever
         self._answerers: dict[str, Answerer] = dict(answerers or {})
+        self._grounder: Any = None
 
     # -- components, created on first use so 'rag status' stays light ---------------
     @property
@@ -230,8 +235,12 @@ class Engine:
             draft = yield from self._draft(chosen, turn, stream)
             answer = self._finish(turn, draft)
             if not answer.declined or draft.declined or chosen.name == "extractive":
+                if stream and getattr(chosen, "structured", False):
+                    yield answer.answer  # shown once its quotes are checked
                 return answer
             reason = f"{chosen.name} cited none of the passages it was given"
+        except _Unverified as exc:
+            reason = f"{chosen.name if chosen is not None else name}: {exc}"
         except AnswererError as exc:
             reason = f"{chosen.name} failed: {exc}" if chosen is not None else str(exc)
         return (yield from self._fall_back(turn, reason))
@@ -262,14 +271,17 @@ class Engine:
         passages = turn.retrieval.passages
         if not stream:
             return chosen.draft(turn.standalone, passages)
+        # A structured (JSON) reply is shown once its quotes are checked, not as it streams.
+        shown = not getattr(chosen, "structured", False)
         parts: list[str] = []
         for delta in chosen.stream(turn.standalone, passages):
             parts.append(delta)
-            yield delta
-        from rag.answering.citations import is_decline
+            if shown:
+                yield delta
+        from rag.answering.claims import reply_declines
 
         text = "".join(parts)
-        return Draft(text=text, answerer=chosen.name, declined=is_decline(text))
+        return Draft(text=text, answerer=chosen.name, declined=reply_declines(text))
 
     def _fall_back(self, turn: Turn, reason: str) -> Generator[str, None, Answer]:
         draft = self.answerer("extractive").draft(turn.standalone, turn.retrieval.passages)
@@ -280,7 +292,14 @@ class Engine:
     def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None) -> Answer:
         passages = turn.retrieval.passages
         declined = draft.declined or not draft.text.strip()
-        text, citations = (draft.text, []) if declined else self._citations(draft.text, passages)
+        checked = None if declined else self._checked(draft, passages)
+        if checked is None:
+            text, citations = (draft.text, []) if declined else self._citations(draft.text,
+                                                                                passages)
+        else:  # an LLM's reply: quotes verified, markers ours, sentences scored
+            if checked.failure:
+                raise _Unverified(checked.failure)
+            declined, text, citations = checked.declined, checked.text, checked.citations
         if declined or not citations:  # an answer citing nothing it was given is not grounded
             declined, text = True, DECLINE_TEXT
         return Answer(
@@ -289,7 +308,21 @@ class Engine:
             latency_ms=(time.perf_counter() - turn.started) * 1000, fallback_reason=fallback,
             standalone_question=turn.standalone if turn.standalone != turn.question else None,
             support=turn.retrieval.support,
+            sentences=[s.to_dict() for s in checked.sentences] if checked else [],
+            warnings=checked.warnings if checked else [],
         )
+
+    def _checked(self, draft: Draft, passages: Sequence[Passage]) -> Any:
+        """An LLM reply checked against the passages (quotes, markers, per-sentence support)."""
+        if draft.answerer.startswith("extractive"):
+            return None
+        from rag.answering.claims import check_reply
+
+        if self._grounder is None:
+            from rag.groundedness import Grounder
+
+            self._grounder = Grounder.for_embedder(self.embedder)
+        return check_reply(draft.text, passages, self._grounder)
 
     def _citations(
         self, text: str, passages: Sequence[Passage]

@@ -55,6 +55,10 @@ class Answer:
     fallback_reason: str | None = None  # why a configured LLM was not used
     standalone_question: str | None = None  # condensed follow-up, when different
     support: float = 0.0  # the answerability signal the decline decision used
+    # LLM answers only: each shown sentence with its support and quote (rag.answering.claims),
+    # and what the check dropped or found unsupported, one line each.
+    sentences: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,8 @@ class Answer:
             "fallback_reason": self.fallback_reason,
             "standalone_question": self.standalone_question,
             "support": round(self.support, 4),
+            "sentences": self.sentences,
+            "warnings": self.warnings,
         }
 
 
