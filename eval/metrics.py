@@ -28,6 +28,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "expected_content": ("higher", "answerable with expect_any: answer contains one string"),
     "refusal_accuracy": ("higher", "unanswerable: the assistant declined"),
     "false_refusal_rate": ("lower", "answerable: the assistant declined"),
+    "answer_language": ("higher", "answers: the answer's detected language is the question's"),
     "latency_p50_ms": ("lower", "median time per question"),
     "latency_p95_ms": ("lower", "95th percentile time per question"),
     "judge_faithfulness": ("higher", "optional LLM judge: share of answers judged faithful"),
@@ -221,6 +222,23 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def detect(text: str) -> str:
+    """ISO 639-1 code of ``text`` by py3langid (the project's detector), short texts too."""
+    import py3langid
+
+    return str(py3langid.classify(text)[0]) if text.strip() else "und"
+
+
+def answer_language_match(answer: str, question_lang: str) -> float | None:
+    """1.0 when the answer (markers and framing lines removed) is in the question's language."""
+    from rag.groundedness import answer_claims
+
+    text = " ".join(c.text for c in answer_claims(answer))
+    if not text.strip() or not question_lang or question_lang == "und":
+        return None
+    return 1.0 if detect(text) == question_lang else 0.0
+
+
 def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
     """Per-question metric values; None where a metric does not apply to this question."""
     q = outcome.question
@@ -246,6 +264,8 @@ def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
     # An unanswerable question answered with citations has no expected file: precision 0.
     row["citation_precision"] = citation_precision(cited, q.sources)
     row["groundedness"] = outcome.groundedness if answered else None
+    row["answer_language"] = (
+        answer_language_match(outcome.answer, q.lang or detect(q.question)) if answered else None)
     row["judge_faithfulness"] = outcome.judge if answered else None
     return row
 
@@ -268,6 +288,7 @@ def summarize(
         "expected_content": mean(col("expected_content")),
         "refusal_accuracy": mean(col("refused")),
         "false_refusal_rate": mean(col("false_refusal")),
+        "answer_language": mean(col("answer_language")),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "judge_faithfulness": mean(col("judge_faithfulness")),

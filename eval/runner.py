@@ -36,7 +36,7 @@ from eval.metrics import (
 EXIT_OK, EXIT_BELOW_MIN, EXIT_USAGE = 0, 1, 2
 # Per-language breakdown: the metrics that are meaningful on a handful of questions.
 LANGUAGE_METRICS = ("hit@1", "top_cited", "citation_recall", "expected_content",
-                    "groundedness", "refusal_accuracy", "false_refusal_rate")
+                    "groundedness", "answer_language", "refusal_accuracy", "false_refusal_rate")
 
 
 def cited_passages(answer: Any) -> dict[int, str]:

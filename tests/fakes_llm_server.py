@@ -17,6 +17,10 @@ from a script chosen by the request's ``model`` field:
 ``slow``           waits ``SLOW_S`` before sending anything
 ``slow-stream``    streams one chunk, then stalls ``SLOW_S``
 ``say:TEXT``       answers ``TEXT`` (the LLM judge's verdicts)
+``drip``           sends its reply one byte every ``DRIP_S`` (JSON and stream)
+``quoted``         quote-then-claim JSON quoting passage [1]'s first sentence
+``misquoted``      quote-then-claim JSON whose quote is in no passage
+``unanswerable``   quote-then-claim JSON: ``{"answerable": false, "claims": []}``
 =================  ===========================================================
 
 Every request is recorded (path, headers, JSON body) in ``server.requests`` so
@@ -26,6 +30,7 @@ tests can check what the answerers actually sent.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,13 +38,32 @@ from typing import Any
 
 ANSWER = "Paris is the capital of France [1]. The Eiffel Tower is there [2][1]."
 ANSWER_INVALID = "Paris is the capital of France [1]. It has 2 million people [9]."
-SLOW_S = 3.0
+SLOW_S = 5.0
+DRIP_S = 0.25
 CHUNK = 7  # characters per streamed delta, so a reply arrives in many pieces
 
 
-def _script(model: str) -> str:
+_PASSAGE_ONE = re.compile(r"\[1\] \(source: [^)]*\)\n<<<\n(.*?)\n>>>", re.S)
+
+
+def _quoted(body: dict[str, Any], model: str) -> str:
+    """A structured reply; ``quoted`` copies passage [1]'s first sentence from the prompt."""
+    if model == "unanswerable":
+        return json.dumps({"answerable": False, "claims": []})
+    prompt = str(body.get("messages", [{}])[-1].get("content", ""))
+    found = _PASSAGE_ONE.search(prompt)
+    passage = found.group(1) if found else ""
+    sentence = re.split(r"(?<=[.!?])\s", passage.strip())[0]
+    quote = sentence if model == "quoted" else "Words that no passage contains at all."
+    claim = {"passage": 1, "quote": f"  „{quote}”  ", "answer": "The answer, in English [3]."}
+    return json.dumps({"answerable": True, "claims": [claim]}, ensure_ascii=False)
+
+
+def _script(model: str, body: dict[str, Any] | None = None) -> str:
     if model.startswith("say:"):
         return model[4:]
+    if model in ("quoted", "misquoted", "unanswerable"):
+        return _quoted(body or {}, model)
     if model == "cite-invalid":
         return ANSWER_INVALID
     if model == "decline":
@@ -130,11 +154,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OpenAI chat completions ------------------------------------------------------
 
+    def _drip(self, stream: bool) -> None:
+        """The whole reply, one byte every DRIP_S: no gap is long, the total is."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        for byte in json.dumps({"choices": [{"message": {"content": ANSWER}}]}).encode():
+            if self.server.stop.wait(DRIP_S):
+                return
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+
     def _openai(self, model: str, stream: bool) -> None:
         self._streaming = stream
         if self._failures(model):
             return
-        text = _script(model)
+        if model == "drip":
+            self._drip(stream)
+            return
+        text = _script(model, self.server.requests[-1]["body"])
         if not stream:
             reply = {
                 "id": "chatcmpl-test",

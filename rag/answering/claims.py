@@ -259,8 +259,16 @@ def check_structured(reply: StructuredReply, passages: Sequence[Passage],
         out.failure = (f"none of the {len(reply.claims)} claims had a quote found in the "
                        "passage it cited")
         return out
-    out.text = " ".join(f"{s.text} [{s.cited[0]}]" for s in out.sentences)
+    out.text = " ".join(_with_marker(s.text, s.cited[0]) for s in out.sentences)
     return out
+
+
+def _with_marker(sentence: str, n: int) -> str:
+    """"Russia demanded X." -> "Russia demanded X [1].": the marker before the full stop."""
+    end = re.search(r"[.!?。！？]+$", sentence)
+    if end is None:
+        return f"{sentence} [{n}]"
+    return f"{sentence[: end.start()].rstrip()} [{n}]{end.group(0)}"
 
 
 def check_free_text(text: str, passages: Sequence[Passage], grounder: Any = None) -> Checked:

@@ -202,6 +202,7 @@ class OpenAICompatibleAnswerer:
                 # A model server on this machine never needs the HTTP(S)_PROXY of the shell.
                 http_client=httpx2.Client(trust_env=not _is_loopback(self.base_url)),
             )
+            _ = self._client.chat.completions  # loaded lazily by the SDK: load it now
         return self._client
 
     def _request(self, question: str, passages: Sequence[Passage], stream: bool,
@@ -234,25 +235,28 @@ class OpenAICompatibleAnswerer:
 
     def _generate(self, question: str, passages: Sequence[Passage], stream: bool,
                   deadline: float | None = None) -> Iterator[str]:
+        # Our own first-use costs (importing openai ~1.5 s, loading the language detector
+        # for the prompt ~1 s) are paid before the deadline starts: it is the server's.
+        self._openai()
+        request = self._request(question, passages, stream, self.structured)
         deadline = deadline or time.monotonic() + self.timeout_s
         produced = False
-        structured = self.structured
         try:
-            for delta in self._with_deadline(question, passages, stream, structured, deadline):
+            for delta in self._with_deadline(request, deadline):
                 produced = produced or bool(delta.strip())
                 yield delta
         except _SchemaRefused:
             self.structured = False  # remembered: this server takes free text only
-            for delta in self._with_deadline(question, passages, stream, False, deadline):
+            request = self._request(question, passages, stream, False)
+            for delta in self._with_deadline(request, deadline):
                 produced = produced or bool(delta.strip())
                 yield delta
         if not produced:
             raise self._error(f"empty reply from {self._where}")
 
-    def _with_deadline(self, question: str, passages: Sequence[Passage], stream: bool,
-                       structured: bool, deadline: float) -> Iterator[str]:
+    def _with_deadline(self, request: dict[str, Any], deadline: float) -> Iterator[str]:
         """Run the request in a worker; stop waiting for it when the deadline passes."""
-        request = self._request(question, passages, stream, structured)
+        structured = "response_format" in request
         events: queue.Queue[Any] = queue.Queue()
         cancel = threading.Event()
         holder: list[Any] = []

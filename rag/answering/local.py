@@ -69,6 +69,7 @@ class LocalAnswerer:
                 self._chat.temperature, self._chat.context_window, structured=True,
                 name=self.name,
             )
+        self._chat._openai()  # imported before the deadline starts
 
     def _generate(self, question: str, passages: Sequence[Passage], stream: bool) -> Iterator[str]:
         """Queue for the model, then generate; the wait counts against the deadline.

@@ -1,0 +1,114 @@
+"""Quote-then-claim checks on real passages: what may be shown, what is dropped, and why."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.answering.claims import (
+    check_reply,
+    check_structured,
+    find_quote,
+    parse_structured,
+    reply_declines,
+)
+from rag.types import Passage
+
+RO = ("În ianuarie, Rusia a cerut formal revenirea la arhitectura de securitate\n"
+      "din anul 1997. NATO a respins cererea.")
+PL = "Rosja zgromadziła przy granicy z Ukrainą „około 100 tysięcy” żołnierzy."
+PASSAGES = [
+    Passage(n=1, chunk_id="a", source="003.txt", path="/c/003.txt", text=RO, score=0.85,
+            language="ro"),
+    Passage(n=2, chunk_id="b", source="000.txt", path="/c/000.txt", text=PL, score=0.80,
+            language="pl"),
+]
+
+
+def _reply(*claims: tuple[int, str, str], answerable: bool = True) -> str:
+    return json.dumps({"answerable": answerable, "claims": [
+        {"passage": n, "quote": q, "answer": a} for n, q, a in claims]}, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("quote", [
+    "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997.",  # line break
+    "  “Rusia a cerut formal revenirea la   arhitectura de securitate din anul 1997.”",
+])
+def test_quote_found_despite_whitespace_and_quote_marks(quote: str) -> None:
+    found = find_quote(quote, RO)
+    assert found is not None and found in RO and found.startswith("Rusia a cerut")
+
+
+@pytest.mark.parametrize("quote", [
+    "rusia a cerut formal revenirea",  # case
+    "Russia formally demanded a return to the 1997 security architecture.",  # translated
+    "Rusia a cerut revenirea la arhitectura de securitate",  # a word left out
+    "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1998.",
+    "anul 1997",  # too short to support anything
+])
+def test_anything_but_the_passage_words_is_not_a_quote(quote: str) -> None:
+    assert find_quote(quote, RO) is None
+
+
+def test_typographic_quotes_in_the_passage_match_straight_ones() -> None:
+    assert find_quote('granicy z Ukrainą "około 100 tysięcy" żołnierzy', PL) is not None
+
+
+def test_verified_claims_get_our_markers_and_the_passage_text_as_quote() -> None:
+    checked = check_reply(_reply(
+        (1, "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997.",
+         "Russia demanded a return to the 1997 security architecture [2]."),
+        (2, "This sentence is not in passage two at all.", "Invented claim."),
+        (7, "Rusia a cerut formal revenirea", "Cites a passage never sent."),
+    ), PASSAGES)
+    assert checked.failure is None and not checked.declined
+    assert checked.text == "Russia demanded a return to the 1997 security architecture [1]."
+    (citation,) = checked.citations
+    assert citation.n == 1 and citation.source == "003.txt" and citation.text in RO
+    assert [s.cited for s in checked.sentences] == [(1,)]
+    assert len(checked.warnings) == 2
+    assert "claim 2: its quote is not in passage [2]" in checked.warnings[0]
+    assert "passage [7], which was not sent" in checked.warnings[1]
+
+
+def test_nothing_verified_is_a_failure_saying_why() -> None:
+    checked = check_reply(_reply((1, "The capital of Australia is Canberra.", "Canberra.")),
+                          PASSAGES)
+    assert checked.failure == "none of the 1 claims had a quote found in the passage it cited"
+    assert checked.text == "" and checked.citations == []
+
+
+def test_declines_in_both_formats() -> None:
+    assert reply_declines(_reply(answerable=False))
+    assert reply_declines('{"answerable": true, "claims": []}')
+    assert check_reply(_reply(answerable=False), PASSAGES).declined
+    assert reply_declines("NOT_FOUND") and not reply_declines("Paris [1].")
+
+
+def test_free_text_and_broken_json_are_not_structured() -> None:
+    assert parse_structured("Russia demanded 1997 [1].") is None
+    assert parse_structured('{"answerable": true, "claims": [') is None
+    assert parse_structured('```json\n{"answerable": false, "claims": []}\n```') is not None
+
+
+def test_free_text_reports_markers_outside_the_sent_passages() -> None:
+    checked = check_reply("Russia demanded 1997 [1]. It has 2 million people [7].", PASSAGES)
+    assert "[7]" not in checked.text and [c.n for c in checked.citations] == [1]
+    assert any("[7]" in w and "not sent" in w for w in checked.warnings)
+    assert [s.supported for s in checked.sentences] == [False, False]  # no grounder: unchecked
+
+
+def test_structured_check_with_the_real_groundedness_scorer() -> None:
+    from rag.groundedness import Grounder
+
+    grounder = Grounder()
+    checked = check_structured(parse_structured(_reply(
+        (1, "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997.",
+         "Russia formally demanded a return to the 1997 security architecture."),
+        (2, "Rosja zgromadziła przy granicy z Ukrainą",
+         "The capital of Australia is Canberra."),
+    )), PASSAGES, grounder)  # type: ignore[arg-type]
+    supported = {s.text: s.supported for s in checked.sentences}
+    assert supported["Russia formally demanded a return to the 1997 security architecture."]
+    assert not supported["The capital of Australia is Canberra."]
