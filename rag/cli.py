@@ -46,11 +46,15 @@ def _print_answer(answer: Any, streamed: str = "") -> None:
     if answer.fallback_reason:
         note += f"; fallback because {answer.fallback_reason}"
     print(note + "]")
+    for warning in getattr(answer, "warnings", []):
+        print(f"[warning: {warning}]")
+    quoted = any(s.get("quote") for s in getattr(answer, "sentences", []))
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
             print(f"  [{c.n}] {c.source} (score {c.score:.3f})")
-            print(f"      “{c.passage_text}”")
+            # An LLM's answer: the verified quote it rests on, in the original language.
+            print(f"      “{c.text if quoted else c.passage_text}”")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
