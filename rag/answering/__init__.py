@@ -16,7 +16,9 @@ from rag.types import Draft, Passage
 class Answerer(Protocol):
     """The one interface the engine, UI and evaluation use for every backend."""
 
-    name: str  # shown to people: "extractive", "openai:MODEL", "ollama:MODEL", "llamacpp:FILE"
+    name: str  # shown to people: "extractive", "openai:MODEL", "ollama:MODEL", "local:FILE"
+    # LLM answerers may also set ``structured = True``: their reply is quote-then-claim JSON
+    # (``rag.answering.claims``), shown only after the engine has checked its quotes.
 
     def draft(self, question: str, passages: Sequence[Passage]) -> Draft:
         """Answer from ``passages`` only, citing them as ``[n]``; raise AnswererError on failure."""
