@@ -424,10 +424,11 @@ def test_hostile_passage_stays_fenced_and_its_fake_citation_is_dropped(
 # -- end to end through the engine --------------------------------------------------------
 
 
-def _engine(settings: Settings, server: ScriptedLLMServer, model: str) -> Engine:
+def _engine(settings: Settings, server: ScriptedLLMServer, model: str,
+            timeout: float = 5.0) -> Engine:
     return Engine(Settings(chroma_dir=settings.chroma.dir, data_dir=settings.data_dir,
                            answerer="openai", llm_base_url=server.url, llm_model=model,
-                           llm_api_key=KEY, llm_timeout=5.0))
+                           llm_api_key=KEY, llm_timeout=timeout))
 
 
 def test_engine_answers_with_the_llm_and_cites_retrieved_passages(
@@ -528,8 +529,7 @@ def test_a_server_dripping_bytes_cannot_hold_an_answer_past_the_deadline(
 def test_engine_falls_back_with_the_true_reason_when_the_deadline_passes(
     sample_settings: Settings, server: ScriptedLLMServer
 ) -> None:
-    engine = _engine(sample_settings, server, "drip")
-    engine.settings.llm_timeout_s = TIMEOUT_S
+    engine = _engine(sample_settings, server, "drip", timeout=TIMEOUT_S)
     answer = engine.ask(CORPUS_QUESTION)
     assert answer.answerer == "extractive (fallback)"
     assert (answer.fallback_reason or "").startswith("openai:drip failed: ")

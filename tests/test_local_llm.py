@@ -94,8 +94,9 @@ def test_reply_is_real_structured_output_within_the_sent_passages(server: LocalS
 def test_engine_shows_only_verified_quotes_or_falls_back_saying_why(
     sample_settings: Settings, server: LocalServer,
 ) -> None:
-    engine = Engine(replace(sample_settings, answerer="local", llm_timeout_s=300.0))
-    engine._answerers["local"] = _answerer(server)
+    settings = Settings(chroma_dir=sample_settings.chroma.dir, data_dir=sample_settings.data_dir,
+                        answerer="local", llm_timeout=300.0)
+    engine = Engine(settings, answerers={"local": _answerer(server)})
     answer = engine.ask(QUESTION)
     retrieved = {p.n: p for p in answer.retrieved}
     if answer.answerer.startswith("local:"):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.answering.citations import DECLINE_SENTINEL, is_decline, parse_citations
+from rag.markers import strip_markers
 from rag.types import Citation, Passage
 
 MAX_CLAIMS = 3
@@ -221,7 +222,6 @@ class Checked:
 
 
 _CUT_JSON = re.compile(r'\s*(```(json)?\s*)?\{\s*"(answerable|claims)"')
-_MODEL_MARKERS = re.compile(r"\s*[\[［【]\s*\d{1,3}(?:\s*[,，;\-–]\s*\d{1,3})*\s*[\]］】]")
 
 
 def _citation(p: Passage, text: str) -> Citation:
@@ -248,7 +248,7 @@ def check_structured(reply: StructuredReply, passages: Sequence[Passage],
         if found is None:
             out.warnings.append(f"claim {i}: its quote is not in passage [{passage.n}]: dropped")
             continue
-        sentence = " ".join(_MODEL_MARKERS.sub("", claim.answer).split())
+        sentence = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(strip_markers(claim.answer).split()))
         if not sentence or sentence.casefold() in seen:
             continue
         seen.add(sentence.casefold())

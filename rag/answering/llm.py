@@ -36,6 +36,7 @@ from rag.answering import Answerer
 from rag.answering.citations import DECLINE_SENTINEL, format_passages
 from rag.answering.claims import reply_declines, response_format, structured_prompt
 from rag.config import Settings
+from rag.registry import Backend
 from rag.types import AnswererError, Draft, Passage
 
 SYSTEM_PROMPT = f"""\
@@ -184,11 +185,9 @@ class OpenAICompatibleAnswerer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatibleAnswerer:
-        return cls(
-            settings.llm_base_url, settings.llm_model, settings.llm_api_key,
-            settings.llm_timeout_s, settings.llm_max_tokens, settings.llm_temperature,
-            settings.llm_context_window,
-        )
+        llm = settings.llm
+        return cls(llm.base_url, llm.model, llm.api_key.get_secret_value(), llm.timeout,
+                   llm.max_tokens, llm.temperature, llm.context_window)
 
     # -- the client ---------------------------------------------------------------------
     def _openai(self) -> Any:
@@ -381,21 +380,20 @@ class OllamaAnswerer(OpenAICompatibleAnswerer):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OllamaAnswerer:
-        base = settings.llm_base_url.strip().rstrip("/")
+        llm = settings.llm
+        base = llm.base_url.strip().rstrip("/")
         base = base[: -len("/api/chat")] if base.endswith("/api/chat") else base
-        return cls(
-            base, settings.llm_model, settings.llm_api_key, settings.llm_timeout_s,
-            settings.llm_max_tokens, settings.llm_temperature, settings.llm_context_window,
-            extra_body={"options": {"num_ctx": settings.llm_context_window}},
-        )
+        return cls(base, llm.model, llm.api_key.get_secret_value(), llm.timeout, llm.max_tokens,
+                   llm.temperature, llm.context_window,
+                   extra_body={"options": {"num_ctx": llm.context_window}})
 
 
 def _check_server_settings(kind: str, settings: Settings) -> None:
     missing = [
         var
         for var, value in (
-            ("RAG_LLM_BASE_URL", settings.llm_base_url),
-            ("RAG_LLM_MODEL", settings.llm_model),
+            ("RAG_LLM_BASE_URL", settings.llm.base_url),
+            ("RAG_LLM_MODEL", settings.llm.model),
         )
         if not value.strip()
     ]
@@ -405,15 +403,15 @@ def _check_server_settings(kind: str, settings: Settings) -> None:
             f"RAG_ANSWERER={kind} needs {' and '.join(missing)} "
             f"(e.g. RAG_LLM_BASE_URL={example})"
         )
-    if urlsplit(settings.llm_base_url.strip()).scheme not in ("http", "https"):
+    if urlsplit(settings.llm.base_url.strip()).scheme not in ("http", "https"):
         raise ValueError(f"RAG_LLM_BASE_URL must start with http:// or https:// (e.g. {example})")
 
 
 def make_llm_answerer(settings: Settings) -> Answerer:
     """The LLM answerer named by ``settings.answerer``; ValueError names what is missing."""
     kind = settings.answerer.strip().lower()
-    if settings.llm_timeout_s <= 0:
-        raise ValueError(f"RAG_LLM_TIMEOUT must be positive, got {settings.llm_timeout_s:g}")
+    if settings.llm.timeout <= 0:
+        raise ValueError(f"RAG_LLM_TIMEOUT must be positive, got {settings.llm.timeout:g}")
     if kind in ("openai", "ollama"):
         _check_server_settings(kind, settings)
         if kind == "openai":
@@ -422,8 +420,20 @@ def make_llm_answerer(settings: Settings) -> Answerer:
     if kind in ("local", "llamacpp"):  # llamacpp: the former in-process backend's name
         from rag.answering.local import make_local_answerer
 
-        return make_local_answerer(replace(settings, answerer="local"))
+        return make_local_answerer(settings)
     raise ValueError(
         f"unknown LLM answerer RAG_ANSWERER={settings.answerer!r}: "
         "choose openai, ollama or local"
     )
+
+
+_SERVER_OPTIONS = ("RAG_LLM_BASE_URL", "RAG_LLM_MODEL", "RAG_LLM_API_KEY", "RAG_LLM_TIMEOUT",
+                   "RAG_LLM_MAX_TOKENS", "RAG_LLM_TEMPERATURE")
+BACKENDS = (
+    Backend(name="openai", description="any OpenAI-compatible chat server (vLLM, llama.cpp, "
+            "LM Studio, OpenAI), quote-then-claim", factory=make_llm_answerer,
+            options=_SERVER_OPTIONS, uses_llm=True),
+    Backend(name="ollama", description="an Ollama server (through its OpenAI-compatible API)",
+            factory=make_llm_answerer, options=(*_SERVER_OPTIONS, "RAG_LLM_CONTEXT_WINDOW"),
+            uses_llm=True),
+)

@@ -22,6 +22,7 @@ from pathlib import Path
 from rag.answering.llm import OpenAICompatibleAnswerer
 from rag.answering.local_server import LocalServer, LocalServerError
 from rag.config import Settings
+from rag.registry import Backend
 from rag.types import AnswererError, Draft, Passage
 
 MAX_PASSAGES = 3
@@ -102,16 +103,28 @@ def make_local_answerer(settings: Settings) -> LocalAnswerer:
     """The glue from Settings: RAG_LLM_MODEL_PATH (file or packaged name), limits."""
     from rag.models import ModelError, resolve
 
+    llm = settings.llm
+    if llm.timeout <= 0:
+        raise ValueError(f"RAG_LLM_TIMEOUT must be positive, got {llm.timeout:g}")
     try:
-        path, sha256 = resolve(settings.llm_model_path)
+        path, sha256 = resolve(llm.model_path)
     except ModelError as exc:
         raise ValueError(str(exc)) from exc
     if not path.is_file():
-        if settings.llm_model_path.strip():
-            raise ValueError(f"RAG_LLM_MODEL_PATH is not a file: {settings.llm_model_path}")
+        if llm.model_path.strip():
+            raise ValueError(f"RAG_LLM_MODEL_PATH is not a file: {llm.model_path}")
         raise ValueError("no local model installed: run `make install-llm`, or set "
                          "RAG_LLM_MODEL_PATH to a .gguf file")
-    return LocalAnswerer(
-        path, sha256, settings.llm_timeout_s, settings.llm_max_tokens,
-        settings.llm_temperature, settings.llm_context_window,
-    )
+    return LocalAnswerer(path, sha256, llm.timeout, llm.max_tokens, llm.temperature,
+                         llm.context_window)
+
+
+BACKENDS = (
+    Backend(name="local", aliases=("llamacpp",),
+            description="a local GGUF model the app serves itself with llama.cpp "
+            "(make install-llm), quote-then-claim",
+            factory=make_local_answerer,
+            options=("RAG_LLM_MODEL_PATH", "RAG_LLM_CONTEXT_WINDOW", "RAG_LLM_TIMEOUT",
+                     "RAG_LLM_MAX_TOKENS", "RAG_LLM_TEMPERATURE"),
+            uses_llm=True),
+)
