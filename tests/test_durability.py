@@ -32,18 +32,18 @@ def _synthetic_corpus(folder: Path, files: int) -> None:
 def _consistent(settings: Settings) -> Engine:
     """Assert the store invariants: unique ids, one version per file, manifest = records."""
     engine = Engine(settings)
-    engine.store.open(None, None, create=False)
-    got = engine.store._sentences.get(include=["metadatas"])
-    ids = got["ids"]
+    engine.store.open_readonly()
+    records = engine.store.records()
+    ids = [r.id for r in records]
     assert len(ids) == len(set(ids))
     per_file: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
-    for meta in got["metadatas"]:
-        per_file.setdefault(meta["path"], set()).add(meta["content_hash"])
-        counts[meta["path"]] = counts.get(meta["path"], 0) + 1
+    for record in records:
+        per_file.setdefault(record.meta.path, set()).add(record.meta.content_hash)
+        counts[record.meta.path] = counts.get(record.meta.path, 0) + 1
     assert all(len(hashes) == 1 for hashes in per_file.values())
     for manifest in engine.store.files():
-        assert counts.get(manifest["path"]) == manifest["sentences"], manifest["path"]
+        assert counts.get(manifest.path) == manifest.sentences, manifest.path
     return engine
 
 

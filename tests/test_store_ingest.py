@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.config import DEFAULT_CORPUS, Settings
@@ -13,7 +14,7 @@ from rag.store import StoreError
 
 
 def _ids(engine: Engine) -> list[str]:
-    return list(engine.store._sentences.get(include=[])["ids"])
+    return [r.id for r in engine.store.records()]
 
 
 def test_reingest_skips_unchanged_and_never_duplicates(tmp_path: Path) -> None:
@@ -35,10 +36,9 @@ def test_reingest_skips_unchanged_and_never_duplicates(tmp_path: Path) -> None:
                       "Brukseli, dodane do testu.\n", encoding="utf-8")
     third = engine.ingest([docs])
     assert [Path(p).name for p in third.updated] == [target.name]
-    stored = engine.store._sentences.get(where={"path": str(target.resolve())},
-                                         include=["metadatas", "documents"])
-    assert len({m["content_hash"] for m in stored["metadatas"]}) == 1
-    assert any("dodane do testu" in d for d in stored["documents"])
+    stored = engine.store.records(path=str(target.resolve()))
+    assert len({r.meta.content_hash for r in stored}) == 1
+    assert any("dodane do testu" in r.text for r in stored)
     ids_after = _ids(engine)
     assert len(ids_after) == len(set(ids_after))
 
@@ -51,7 +51,7 @@ def test_reingest_skips_unchanged_and_never_duplicates(tmp_path: Path) -> None:
     pruned = engine.ingest([docs], prune=True)
     assert [Path(p).name for p in pruned.pruned] == [target.name]
     assert target.name not in {f["source"] for f in engine.status()["files"]}
-    assert engine.store._sentences.get(where={"source": target.name}, include=[])["ids"] == []
+    assert engine.store.records(source=target.name) == []
 
 
 def test_status_reports_files_chunks_languages(sample_engine: Engine) -> None:
@@ -140,10 +140,9 @@ def test_edited_file_reembeds_only_its_new_sentences(tmp_path: Path) -> None:
     assert spy.embedded and all(added in text for text in spy.embedded)
 
     # reused vectors are exactly what a fresh embedding gives
-    stored = engine.store._sentences.get(where={"path": str(target.resolve())},
-                                         include=["documents", "embeddings"])
-    fresh = spy.inner.embed_passages(stored["documents"])
-    assert abs(fresh - stored["embeddings"]).max() < 1e-5
+    stored = engine.store.records(path=str(target.resolve()), with_vectors=True)
+    fresh = spy.inner.embed_passages([r.text for r in stored])
+    assert abs(fresh - np.stack([r.vector for r in stored])).max() < 1e-5
 
 
 def test_passages_fetched_by_record_id_match_the_metadata_filter(sample_engine: Engine) -> None:
