@@ -518,8 +518,8 @@ class FileReader:
     they may cost when a file finds a path we did not foresee (a PDF that loops,
     a parser that allocates without end): the worker is killed at the budget and
     restarted for the next file, or dies at its memory cap, and the file is one
-    skipped line. One worker serves a whole ingest (start-up ~0.3 s, spawned, so
-    nothing of the parent's threads or model is copied).
+    skipped line. One worker serves a whole ingest (start-up ~0.3 s; a fresh
+    interpreter, so nothing of the parent's threads or model is copied).
     """
 
     def __init__(self, limits: Limits, memory_bytes: int = LOADER_MEMORY_BYTES) -> None:
@@ -557,32 +557,72 @@ class FileReader:
         raise UnreadableDocument(payload)
 
     def _start(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            return
-        import multiprocessing
+        """Start the worker as a plain ``python -c`` child talking over two pipes.
 
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._proc = context.Process(target=_reader_main, args=(child, self.memory_bytes),
-                                     daemon=True, name="rag-file-reader")
-        self._proc.start()
-        child.close()
+        Not ``multiprocessing``: its spawn and forkserver modes re-import the
+        parent's main script, which breaks scripts without a ``__main__`` guard,
+        and fork would copy a process full of model threads.
+        """
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        code = "import sys; from rag.loading import _reader_main; _reader_main(*sys.argv[1:])"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(to_child_r), str(from_child_w),
+             str(self.memory_bytes)],
+            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, env=env)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._conn = _Duplex(Connection(from_child_r, writable=False),
+                             Connection(to_child_w, readable=False))
 
     def close(self) -> None:
         if self._proc is None:
             return
-        with contextlib.suppress(OSError):
-            self._conn.close()
+        self._conn.close()
         self._proc.kill()
-        self._proc.join(timeout=5)
+        self._proc.wait(timeout=5)
         self._proc = self._conn = None
 
 
-def _reader_main(conn: Any, memory_bytes: int) -> None:
+class _Duplex:
+    """Two one-way pipe connections used as one (send on one, receive on the other)."""
+
+    def __init__(self, incoming: Any, outgoing: Any) -> None:
+        self.incoming, self.outgoing = incoming, outgoing
+
+    def send(self, obj: object) -> None:
+        self.outgoing.send(obj)
+
+    def recv(self) -> Any:
+        return self.incoming.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return bool(self.incoming.poll(timeout))
+
+    def close(self) -> None:
+        for conn in (self.incoming, self.outgoing):
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+def _reader_main(read_fd: str, write_fd: str, memory_bytes: str) -> None:
     """The worker: read (path, limits) requests, answer (True, doc) or (False, reason)."""
     import resource
+    from multiprocessing.connection import Connection
 
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    cap = int(memory_bytes)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    conn = _Duplex(Connection(int(read_fd), writable=False),
+                   Connection(int(write_fd), readable=False))
     while True:
         try:
             path, limits = conn.recv()
@@ -593,7 +633,7 @@ def _reader_main(conn: Any, memory_bytes: int) -> None:
         except UnreadableDocument as exc:
             reply = (False, str(exc))
         except MemoryError:
-            reply = (False, f"needs more than {memory_bytes / 2**20:.0f} MB of memory to read")
+            reply = (False, f"needs more than {cap / 2**20:.0f} MB of memory to read")
         except BaseException as exc:  # noqa: BLE001 - anything else is still one line
             reply = (False, f"could not be read ({_one_line(exc)})")
         conn.send(reply)

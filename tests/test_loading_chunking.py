@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from rag.chunking import chunk_sentences, detect_language, merge_short_sentences, split_sentences
 from rag.config import DEFAULT_CORPUS
-from rag.loading import LoadError, UnreadableDocument, iter_files, load_document
+from rag.loading import (
+    FileReader,
+    Limits,
+    LoadError,
+    UnreadableDocument,
+    iter_files,
+    load_document,
+)
 
 MB = 10**6
 
@@ -148,3 +157,129 @@ def test_iter_files_expands_folders_and_reports_missing(tmp_path: Path) -> None:
     errors = [i for i in items if isinstance(i, LoadError)]
     assert [f.name for f in files] == ["one.txt"]
     assert len(errors) == 1 and "no such file" in errors[0].reason
+
+
+def _pdf_with(path: Path, page_extra: str = "", contents_length: int | None = None) -> None:
+    """A one-page PDF whose page dictionary or content length a hostile tester chose."""
+    ops = "BT /F1 12 Tf 72 720 Td (hello) Tj ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        f"/Resources << /Font << /F1 5 0 R >> >> {page_extra} >>",
+        f"<< /Length {contents_length or len(ops)} >>\nstream\n{ops}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = "%PDF-1.4\n", []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n"
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    path.write_bytes(out.encode("latin-1"))
+
+
+def _docx_with(path: Path, xml_chunks: Iterable[bytes]) -> None:
+    """A DOCX whose document.xml is streamed from ``xml_chunks`` (bombs compress well)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("word/document.xml", "w") as part:
+        for chunk in xml_chunks:
+            part.write(chunk)
+
+
+W_OPEN = (b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+          b"<w:body>")
+W_CLOSE = b"</w:body></w:document>"
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("nested.pdf", lambda p: _pdf_with(p, "/Annots " + "[" * 100_000 + "]" * 100_000),
+         "PDF"),
+        ("length.pdf", lambda p: _pdf_with(p, contents_length=99_999_999), "PDF"),
+        ("malformed.docx", lambda p: _docx_with(p, [W_OPEN, b"<w:p><w:r><w:t>Hello"]),
+         "corrupt or unreadable DOCX"),
+        ("one_huge_node.docx", lambda p: _docx_with(
+            p, [W_OPEN, b"<w:p><w:r><w:t>", *[b"abc " * 250_000] * 12, b"</w:t></w:r></w:p>",
+                W_CLOSE]), "DOCX"),
+        ("many_paragraphs.docx", lambda p: _docx_with(
+            p, [W_OPEN, *[b"<w:p><w:r><w:t>Ala ma kota.</w:t></w:r></w:p>" * 20_000] * 20,
+                W_CLOSE]), "over the limit"),
+    ],
+)
+def test_hostile_documents_are_one_line_refusals(tmp_path: Path, name: str, make, reason: str
+                                                 ) -> None:
+    """Each of these raised a traceback or blew memory up on the old loader."""
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(UnreadableDocument, match=reason) as info:
+        load_document(path, MB)
+    assert "\n" not in str(info.value)
+
+
+def test_docx_bomb_is_refused_from_its_zip_directory_before_inflating(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.docx"
+    _docx_with(path, [W_OPEN, *[b"<w:p><w:r><w:t>x</w:t></w:r></w:p>" * 100_000] * 10, W_CLOSE])
+    limits = Limits.for_max_bytes(MB)  # a 1 MB file may unpack to 20 MB; this one is 34 MB
+    with pytest.raises(UnreadableDocument, match=r"DOCX unpacks to 34 MB, over the limit of 20"):
+        load_document(path, MB, limits)
+
+
+def test_time_budget_and_special_files(tmp_path: Path) -> None:
+    from tests.pdf_util import write_pdf
+
+    pdf = tmp_path / "slow.pdf"
+    write_pdf(pdf, ["NATO and Russia met in Brussels."])
+    with pytest.raises(UnreadableDocument, match="time budget"):
+        load_document(pdf, MB, Limits.for_max_bytes(MB, seconds=0))
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableDocument, match="FIFO"):  # would block forever if opened
+        load_document(fifo, MB)
+
+
+def test_nul_byte_anywhere_is_binary(tmp_path: Path) -> None:
+    path = tmp_path / "late_nul.txt"
+    path.write_bytes(b"Zwykly tekst o NATO. " * 5000 + b"\x00 ukryte")
+    with pytest.raises(UnreadableDocument, match="NUL"):
+        load_document(path, MB)
+
+
+def test_file_reader_kills_a_read_over_budget_and_goes_on(tmp_path: Path) -> None:
+    """The hard stop: the worker is killed when it has not answered in time (here a
+    budget the worker cannot meet, -4.9 s + 5 s of grace), and the next file still reads."""
+    good = tmp_path / "good.txt"
+    good.write_text("Rada NATO-Rosja spotkała się w Brukseli.", encoding="utf-8")
+    with FileReader(Limits(MB, MB, 20 * MB, seconds=-4.9)) as reader, \
+            pytest.raises(UnreadableDocument, match="time budget"):
+        reader.load(good)
+    with FileReader(Limits.for_max_bytes(MB)) as reader:
+        assert "Brukseli" in reader.load(good).text
+
+
+def test_iter_files_reports_hidden_special_and_undecodable_names(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / ".hidden_folder").mkdir(parents=True)
+    (root / ".hidden_folder" / "inside.txt").write_text("x")
+    (root / ".notes.txt").write_text("x")
+    (root / ".DS_Store").write_bytes(b"\x00")  # not a document: passed by silently
+    (root / "good.txt").write_text("x")
+    os.mkfifo(root / "pipe.txt")
+    with open(os.path.join(os.fsencode(root), b"bad\xff\xfename.txt"), "wb") as handle:
+        handle.write(b"text")
+    items = list(iter_files([root]))
+    files = [i.name for i in items if isinstance(i, Path)]
+    errors = {Path(os.fsencode(e.path).decode("utf-8", "replace")).name: e.reason
+              for e in items if isinstance(e, LoadError)}
+    assert files == ["good.txt"]
+    assert "hidden folder" in errors[".hidden_folder"]
+    assert "hidden file" in errors[".notes.txt"]
+    assert "FIFO" in errors["pipe.txt"]
+    assert "not valid UTF-8" in errors["bad\ufffd\ufffdname.txt"]
+    assert len(errors) == 4
+    assert all("\\x" in str(e) or "\udcff" not in str(e) for e in items if isinstance(e, LoadError))
+    str(next(e for e in items if isinstance(e, LoadError) and "UTF-8" in e.reason)).encode()
