@@ -1,4 +1,4 @@
-"""The ``rag`` command: ingest, ask, chat, status, delete, serve, eval, bench.
+"""The ``rag`` command: ingest, ask, chat, status, check, delete, serve, eval, bench.
 
 Imports are lazy so each subcommand loads only what it needs (a cold
 ``rag ask`` should not import Gradio, for instance). Expected failures print
@@ -28,6 +28,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     engine = _engine()
     progress = tqdm_progress(force=engine.settings.progress)
     report = engine.ingest(args.paths or None, prune=args.prune, progress=progress)
+    for line in report.repaired:
+        print(line, file=sys.stderr)
     for error in report.errors:
         print(str(error), file=sys.stderr)
     print(report.summary())
@@ -117,7 +119,38 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"sentences: {status['sentences']}")
     for f in status["files"]:
         print(f"  {f['source']:<40} {f['chunks']:>5} chunks  {f['language']}")
+    for problem in status.get("problems", []):
+        print(f"warning: {problem}", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Verify the store (and repair it with --repair); exit 3 while problems remain."""
+    from rag.check import check_store, repair_store
+    from rag.ingest import ingest_lock
+    from rag.store import Store, StoreError
+
+    engine = _engine()
+    try:
+        store = Store(engine.settings)
+        if args.repair:
+            with ingest_lock(engine.settings):
+                if not store.open_readonly():
+                    print("nothing has been ingested yet: nothing to check")
+                    return EXIT_OK
+                store.open_for(engine.embedder)
+                report = repair_store(store, engine.embedder)
+        else:
+            report = check_store(store, sample=args.sample)
+    except StoreError as exc:
+        print(f"problem: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    for line in report.problems:
+        print(f"problem: {line}", file=sys.stderr)
+    print(report.summary())
+    return EXIT_PARTIAL if report.problems else EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -196,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what is in the store")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("check", help="verify the store: manifest, records, vector index")
+    p.add_argument("--repair", action="store_true",
+                   help="finish interrupted work, rebuild a damaged index, drop broken files")
+    p.add_argument("--sample", type=int, default=64, help="vectors looked up by their own query")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("delete", help="remove files from the store (by name or path)")
     p.add_argument("files", nargs="+")

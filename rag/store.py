@@ -170,12 +170,12 @@ def _client(settings: Settings) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    if not settings.chroma_host:
-        damage = damaged_local_store(settings.chroma_dir)
+    if not settings.chroma.host:
+        damage = damaged_local_store(settings.chroma.dir)
         if damage:
             raise StoreError(
                 f"the store is damaged: {damage}; restore it from a backup, or move "
-                f"{settings.chroma_dir} away and run 'rag ingest' again (docs/reliability.md)"
+                f"{settings.chroma.dir} away and run 'rag ingest' again (docs/reliability.md)"
             )
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
@@ -351,6 +351,13 @@ class Store:
         self._sentences.delete(where={"path": path})
         self._files.delete(ids=[path_key(path)])
         self._end(path)
+
+    @_guarded
+    def drop_stale_versions(self, path: str) -> None:
+        """Remove sentences of ``path`` that are not of the version its manifest lists."""
+        manifest = self.manifest(path)
+        if manifest is not None:
+            self._sentences.delete(where=_path_where(path, manifest.content_hash, same=False))
 
     @_guarded
     def pending(self) -> list[str]:
@@ -572,7 +579,8 @@ class Store:
         return rebuilt
 
     @_guarded
-    def rebuild_index(self, embed: Callable[[list[str]], np.ndarray]) -> tuple[int, int]:
+    def rebuild_index(self, embed: Callable[[list[SentenceRecord]], np.ndarray]
+                      ) -> tuple[int, int]:
         """Copy every sentence record into a fresh collection and swap it in.
 
         The records' text and metadata live in Chroma's SQLite, which survives a
@@ -590,7 +598,7 @@ class Store:
         for page in self.iter_records(with_vectors=False):
             vectors = self._readable_vectors([r.id for r in page])
             if vectors is None:
-                vectors = np.asarray(embed([r.text for r in page]), dtype=np.float32)
+                vectors = np.asarray(embed(page), dtype=np.float32)
                 reembedded += len(page)
             fresh.add(ids=[r.id for r in page], embeddings=vectors,
                       documents=[r.text for r in page],
