@@ -344,6 +344,29 @@ def answerer_problem(engine: Any, name: str | None) -> str | None:
     return None
 
 
+def check_askable(questions: Sequence[Question]) -> None:
+    """Every question must pass the engine's own checks before any runs: one bad question is
+    a usage error (exit 2) naming it, not an error mid-run that looks like a missed threshold."""
+    from rag.config import Settings
+    from rag.engine import QuestionError, check_question
+
+    max_chars = Settings().max_question_chars
+    for q in questions:
+        try:
+            check_question(q.question, max_chars)
+        except QuestionError as exc:
+            raise ValueError(f"question {q.id!r}: {exc}") from exc
+
+
+def check_out_dir(out: str | Path) -> None:
+    """--out must be a folder (or not exist yet), checked before the questions run."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a folder: give a folder for "
+                         "per_question.jsonl and summary.json")
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
     """CLI entry point; returns 0 ok, 1 a threshold missed, 2 usage error."""
     try:
@@ -353,7 +376,8 @@ def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
     try:
         minimums = parse_thresholds(args.min)
         maximums = parse_thresholds(args.max)
-        load_all(args.questions)
+        check_askable(load_all(args.questions))
+        check_out_dir(args.out)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
