@@ -294,8 +294,10 @@ def _prepare(
     except StoreError:
         raise
     except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
-        report.errors.append(LoadError(path, f"could not be prepared ({exc.__class__.__name__}: "
-                                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"))
+        from rag.errors import one_line
+
+        report.errors.append(LoadError(
+            path, f"could not be prepared ({exc.__class__.__name__}: {one_line(exc, limit=200)})"))
     return None
 
 
