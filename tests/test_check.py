@@ -59,13 +59,6 @@ def _segment(settings: Settings) -> Path:
     return Path(settings.chroma.dir) / segment
 
 
-def _forget_open_stores() -> None:
-    """Drop Chroma's per-path client cache, as a new process would start without it."""
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    SharedSystemClient.clear_system_cache()
-
-
 DAMAGE = {
     "segment folder deleted": lambda seg: shutil.rmtree(seg),
     "data_level0.bin truncated": lambda seg: os.truncate(seg / "data_level0.bin", 1000),
@@ -75,10 +68,12 @@ DAMAGE = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damaged_vector_index_is_detected_and_rebuilt(store_copy: Settings, damage: str) -> None:
-    healthy = check_store(Store(store_copy))
+def test_damaged_vector_index_is_detected_and_rebuilt(
+        flushed_store: Path, store_copy: Settings, damage: str) -> None:
+    # The original is checked, not the copy: Chroma caches an opened path in this process,
+    # and the damage must be met by a first open, as a new process would meet it.
+    healthy = check_store(Store(Settings(chroma_dir=str(flushed_store))))
     assert healthy.problems == [] and healthy.records == healthy.vectors == 77
-    _forget_open_stores()  # the damage is found by the next process, not by this one's cache
     DAMAGE[damage](_segment(store_copy))
 
     engine = Engine(store_copy)
