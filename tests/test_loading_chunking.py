@@ -251,10 +251,10 @@ def test_nul_byte_anywhere_is_binary(tmp_path: Path) -> None:
 
 def test_file_reader_kills_a_read_over_budget_and_goes_on(tmp_path: Path) -> None:
     """The hard stop: the worker is killed when it has not answered in time (here a
-    budget the worker cannot meet, -4.9 s + 5 s of grace), and the next file still reads."""
+    budget the worker cannot meet: -5 s + 5 s of grace), and the next file still reads."""
     good = tmp_path / "good.txt"
     good.write_text("Rada NATO-Rosja spotkała się w Brukseli.", encoding="utf-8")
-    with FileReader(Limits(MB, MB, 20 * MB, seconds=-4.9)) as reader, \
+    with FileReader(Limits(MB, MB, 20 * MB, seconds=-5.0)) as reader, \
             pytest.raises(UnreadableDocument, match="time budget"):
         reader.load(good)
     with FileReader(Limits.for_max_bytes(MB)) as reader:
