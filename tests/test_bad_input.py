@@ -139,7 +139,7 @@ def test_hostile_folder_one_line_per_bad_file_and_good_files_answerable(tmp_path
                               "Russia over the phone with the NATO Secretary General?",
                               "000_52aeee3b79dff4de.txt")):
         answer = engine.ask(question)
-        assert not answer.declined and answer.citations[0].source == source
+        assert not answer.declined and source in {c.source for c in answer.citations}
 
 
 def test_hidden_entries_are_reported_not_silently_skipped(tmp_path: Path) -> None:
