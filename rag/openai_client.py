@@ -1,4 +1,4 @@
-"""The one client for OpenAI-compatible servers (embeddings, judge): the ``openai`` package.
+"""The one client for OpenAI-compatible servers (answerers, embeddings, judge): ``openai``.
 
 Imported only by the backends that talk to such a server, so ``rag ask`` with the
 default e5 embedder and extractive answerer never loads it. Two settings differ from
@@ -10,6 +10,7 @@ and must not pick ``OPENAI_API_KEY`` from the shell and send it to an arbitrary 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,10 +22,25 @@ NO_KEY = "no-key"  # sent as the bearer token to servers that ask for none
 def make_client(base_url: str, api_key: str = "", timeout_s: float = 60.0,
                 max_retries: int = 0) -> Any:
     """An ``openai.OpenAI`` for ``base_url`` (…/v1) with one timeout and no hidden retries."""
+    import httpx2
     import openai
 
-    return openai.OpenAI(base_url=base_url.rstrip("/"), api_key=api_key or NO_KEY,
-                         timeout=timeout_s, max_retries=max_retries)
+    return openai.OpenAI(
+        base_url=base_url.rstrip("/"), api_key=api_key or NO_KEY, timeout=timeout_s,
+        max_retries=max_retries,
+        # A model server on this machine never needs the HTTP(S)_PROXY of the shell.
+        http_client=httpx2.Client(trust_env=not is_loopback(base_url)),
+    )
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def origin(url: str) -> str:

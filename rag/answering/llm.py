@@ -23,7 +23,6 @@ server by scheme, host and port only and never contains the API key.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import queue
 import threading
 import time
@@ -36,6 +35,8 @@ from rag.answering import Answerer
 from rag.answering.citations import DECLINE_SENTINEL, format_passages
 from rag.answering.claims import reply_declines, response_format, structured_prompt
 from rag.config import Settings
+from rag.errors import one_line
+from rag.openai_client import make_client, origin
 from rag.registry import Backend
 from rag.types import AnswererError, Draft, Passage
 
@@ -108,33 +109,6 @@ def build_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _one_line(message: str, secret: str = "") -> str:
-    """Collapse to one short line and blank out the key, whatever produced the text."""
-    text = " ".join(message.split())
-    if secret:
-        text = text.replace(secret, "***")
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-def _origin(url: str) -> str:
-    """scheme://host:port of ``url``: no user info, path or query that could hold a key."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 _HINTS = {
     401: " (check RAG_LLM_API_KEY)",
     403: " (check RAG_LLM_API_KEY)",
@@ -180,7 +154,7 @@ class OpenAICompatibleAnswerer:
         self.extra_body = extra_body or {}
         self.name = name or f"{self.protocol}:{model}"
         self._secret = api_key
-        self._where = _origin(self.base_url)
+        self._where = origin(self.base_url)
         self._client: Any = None
 
     @classmethod
@@ -192,15 +166,7 @@ class OpenAICompatibleAnswerer:
     # -- the client ---------------------------------------------------------------------
     def _openai(self) -> Any:
         if self._client is None:
-            import httpx2
-            import openai
-
-            self._client = openai.OpenAI(
-                base_url=self.base_url, api_key=self._secret or "unused", max_retries=0,
-                timeout=self.timeout_s,
-                # A model server on this machine never needs the HTTP(S)_PROXY of the shell.
-                http_client=httpx2.Client(trust_env=not _is_loopback(self.base_url)),
-            )
+            self._client = make_client(self.base_url, self._secret, self.timeout_s)
             _ = self._client.chat.completions  # loaded lazily by the SDK: load it now
         return self._client
 
@@ -314,7 +280,7 @@ class OpenAICompatibleAnswerer:
 
     # -- errors ---------------------------------------------------------------------------
     def _error(self, message: str) -> AnswererError:
-        return AnswererError(_one_line(message, self._secret))
+        return AnswererError(one_line(" ".join(message.split()), [self._secret]))
 
     def _deadline_error(self, received: bool) -> AnswererError:
         limit = f"{self.timeout_s:g}s"
