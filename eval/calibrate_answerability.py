@@ -1,6 +1,6 @@
 """Fit the decline model of rag.answerability on question files (issue 11).
 
-``python -m eval.calibrate_answerability eval/questions/single-dev.jsonl
+``python -m rag.eval.calibrate_answerability eval/questions/single-dev.jsonl
 [--test eval/questions/single-test.jsonl]`` runs the real retriever on the
 store that ``Settings.from_env()`` names, computes each question's features,
 reports each feature's ROC AUC and the cross-validated AUC of the combined
@@ -18,8 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from rag.eval.metrics import load_questions
 
-from eval.metrics import load_questions
 from rag import answerability as ans
 
 
@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("questions", nargs="+")
     parser.add_argument("--test", nargs="*", default=[])
+    parser.add_argument("--rule", choices=("balanced", "recall"), default="recall",
+                        help="operating point: best balanced accuracy, or at most 5 %% of "
+                             "answerable questions declined")
     args = parser.parse_args(argv)
     from rag.engine import Engine
 
@@ -59,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     columns = [ans.CANDIDATES.index(name) for name in ans.FEATURES]
     x = every[:, columns]
     oof = ans.cross_validate(x, y)
-    threshold = ans.operating_point(oof, y)
+    threshold = (ans.balanced_operating_point(oof, y) if args.rule == "balanced"
+                 else ans.operating_point(oof, y))
     report("cross-validated model", oof, y, threshold)
     model = replace(ans.fit(x, y), threshold=round(threshold, 4))
     rounded = {k: [round(v, 4) for v in getattr(model, k)] for k in ("mean", "scale", "weights")}

@@ -17,9 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from eval.groundedness import DEFAULT_THRESHOLD, Grounder
-from eval.judge import Judge
-from eval.metrics import (
+from rag.eval.judge import Judge
+from rag.eval.metrics import (
     METRICS,
     TOP_CITED_SUBSETS,
     Outcome,
@@ -32,6 +31,8 @@ from eval.metrics import (
     score_question,
     summarize,
 )
+
+from rag.groundedness import DEFAULT_THRESHOLD, Grounder
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_USAGE = 0, 1, 2
 # Per-language breakdown: the metrics that are meaningful on a handful of questions.

@@ -167,7 +167,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ui.app import serve
+    from rag.ui.app import serve
 
     return serve(host=args.host, port=args.port) or EXIT_OK
 
@@ -188,13 +188,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def run_eval(argv: Sequence[str]) -> int:
-    from eval.runner import main as eval_main
+    from rag.eval.runner import main as eval_main
 
     return int(eval_main(list(argv)))
 
 
 def run_bench(argv: Sequence[str]) -> int:
-    from bench.run import main as bench_main
+    from rag.bench.run import main as bench_main
 
     return int(bench_main(list(argv)))
 

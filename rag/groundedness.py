@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import merge_short_sentences, split_sentences
+from rag.markers import MARKER, has_marker, marker_numbers, strip_markers
 
-# Calibrated with ``python -m eval.calibrate`` (docs/evaluation.md, "Calibration").
+# Calibrated with ``python -m rag.eval.calibrate`` (docs/evaluation.md, "Calibration").
 DEFAULT_THRESHOLD = 0.855
 
 # Lines an answerer adds around the answer that claim nothing about the documents.
 BOILERPLATE_PREFIXES = ("quoted from the documents",)
 
-MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)[\s.,;:]*")
+_LEADING_MARKERS = re.compile(rf"^((?:{MARKER.pattern})+)[\s.,;:]*")
 _QUOTES = "\"'“”„«»‘’‚"
 
 
@@ -39,23 +39,17 @@ def is_boilerplate(sentence: str) -> bool:
     claim can never be excused by starting with these words and citing nothing.
     """
     text = sentence.strip().strip(_QUOTES).strip().casefold()
-    return text.startswith(BOILERPLATE_PREFIXES) and not MARKER.search(sentence)
+    return text.startswith(BOILERPLATE_PREFIXES) and not has_marker(sentence)
 
 
 def markers(sentence: str) -> list[int]:
     """Citation numbers in a sentence, in order, without repeats: "[1][2, 3]" -> [1, 2, 3]."""
-    out: list[int] = []
-    for group in MARKER.findall(sentence):
-        for part in re.split(r"[,;]", group):
-            n = int(part)
-            if n not in out:
-                out.append(n)
-    return out
+    return marker_numbers(sentence)
 
 
 def clean(sentence: str) -> str:
     """The sentence without citation markers and surrounding quotes, for embedding."""
-    text = MARKER.sub(" ", sentence)
+    text = strip_markers(sentence)
     text = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(text.split()))
     return text.strip(_QUOTES + " ").strip()
 

@@ -9,7 +9,7 @@ and equal-weight fusion lowered hit@1 (see docs/evaluation.md).
 Why sentences and not chunks: measured on eval/dev.jsonl (60 answerable
 questions, mostly English, over Polish/Romanian text), file-level hit@1 was
 0.87 for sentence vectors against 0.63-0.87 for chunks of 400-64 tokens and
-0.78 for sentence windows (see docs/evaluation.md, scripts/calibrate_decline.py).
+0.78 for sentence windows (see docs/evaluation.md).
 
 Pseudo-relevance feedback (issue 11): the query vector is moved towards the
 mean of its three best sentences and the store is searched again. It costs a
@@ -23,7 +23,7 @@ best sentence's cosine, since the model was fitted on e5's cosine scale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,19 +51,9 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class ScoredSentence:
-    text: str
-    score: float
-    chunk_id: str
-    index: int
-
-
-@dataclass
 class Retrieval:
     passages: list[Passage]
     support: float  # answerability signal: the best sentence's cosine similarity
-    sentences: dict[int, list[ScoredSentence]] = field(default_factory=dict)  # by passage n
-    query_vector: np.ndarray | None = None
 
 
 class Retriever:
@@ -88,17 +78,11 @@ class Retriever:
         hits = self.store.query(query_vector, n=n)
         if self.prf_weight <= 0 or not hits:
             return hits, hits
-        feedback = self._vectors([h.id for h in hits[: self.prf_docs]])
+        feedback = self.store.vectors_of([h.id for h in hits[: self.prf_docs]])
         if not len(feedback):
             return hits, hits
         expanded = _unit(query_vector + self.prf_weight * feedback.mean(axis=0))
         return hits, self.store.query(expanded, n=n)
-
-    def _vectors(self, ids: list[str]) -> np.ndarray:
-        """Stored vectors of some sentences (the store has no public call for this yet)."""
-        got = self.store._sentences.get(ids=ids, include=["embeddings"])
-        vectors = got.get("embeddings")
-        return np.zeros((0, 1), np.float32) if vectors is None else np.asarray(vectors, np.float32)
 
     def retrieve_vector(
         self, question: str, query_vector: np.ndarray, top_k: int,
@@ -106,7 +90,7 @@ class Retriever:
     ) -> Retrieval:
         """Retrieval for an embedded question; ``hits`` when ``search`` already ran."""
         plain, ranked = hits or self.search(query_vector, top_k)
-        retrieval = self._group(ranked, top_k, query_vector)
+        retrieval = self._group(ranked, top_k)
         retrieval.support = self.support(question, plain, ranked)
         return retrieval
 
@@ -120,7 +104,7 @@ class Retriever:
                 for h in ranked]
         return self.model.probability(answerability.features(question, rows, best))
 
-    def _group(self, hits: list[Hit], top_k: int, query_vector: np.ndarray) -> Retrieval:
+    def _group(self, hits: list[Hit], top_k: int) -> Retrieval:
         by_chunk: dict[str, list[Hit]] = {}
         for hit in hits:  # hits arrive best first, so dict order is chunk rank
             by_chunk.setdefault(hit.metadata["chunk_id"], []).append(hit)
@@ -129,7 +113,6 @@ class Retriever:
             {cid: chunk_hits[0].metadata.get("chunk_size") for cid, chunk_hits in ranked}
         )
         passages: list[Passage] = []
-        sentences: dict[int, list[ScoredSentence]] = {}
         for n, (chunk_id, chunk_hits) in enumerate(ranked, start=1):
             # the sentence to quote: the best one that is not a headline or a link
             best = next((h for h in chunk_hits if quotable(h.text)), chunk_hits[0])
@@ -143,9 +126,5 @@ class Retriever:
                     sentence=best.text,
                 )
             )
-            sentences[n] = [
-                ScoredSentence(h.text, h.score, chunk_id, int(h.metadata.get("sentence", 0)))
-                for h in chunk_hits
-            ]
         top = hits[0].score if hits else float("-inf")
-        return Retrieval(passages, top, sentences, query_vector)
+        return Retrieval(passages, top)

@@ -11,15 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from eval.groundedness import (
-    DEFAULT_THRESHOLD,
-    Grounder,
-    answer_claims,
-    is_boilerplate,
-    markers,
-)
-from eval.metrics import (
+from rag.eval.metrics import (
     METRICS,
     Outcome,
     Question,
@@ -37,9 +29,17 @@ from eval.metrics import (
     score_question,
     summarize,
 )
-from eval.runner import evaluate_answer
+from rag.eval.runner import evaluate_answer
+
 from rag.chunking import split_sentences
 from rag.config import DEFAULT_CORPUS
+from rag.groundedness import (
+    DEFAULT_THRESHOLD,
+    Grounder,
+    answer_claims,
+    is_boilerplate,
+    markers,
+)
 from rag.types import Answer, Citation, Passage
 
 A, B, C = "a.txt", "b.txt", "c.txt"
@@ -301,7 +301,8 @@ def test_wrong_answerer_scores_lower_on_every_answer_metric(grounder: Grounder) 
 # -- optional judge ----------------------------------------------------------------------
 def test_judge_verdicts_errors_and_skip_when_unconfigured() -> None:
     """Against the scripted OpenAI-compatible server (a test double: real HTTP, no LLM)."""
-    from eval.judge import Judge, parse_verdict
+    from rag.eval.judge import Judge, parse_verdict
+
     from tests.fakes_llm_server import ScriptedLLMServer
 
     assert Judge.from_env() is None  # conftest removes RAG_* variables: skipped silently

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rag.eval.metrics import METRICS
+from rag.eval.runner import main, run_eval
 
-from eval.groundedness import Grounder
-from eval.metrics import METRICS
-from eval.runner import main, run_eval
 from rag.config import DEFAULT_CORPUS, Settings
+from rag.groundedness import Grounder
 from rag.types import Answer, Citation, Passage
 
 A, B = "a.txt", "b.txt"
@@ -100,7 +100,8 @@ def test_run_writes_files_and_scores(qfile: Path, tmp_path: Path) -> None:
 
 def test_main_exit_codes(qfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("eval.runner.Grounder", lambda threshold: Grounder(threshold, WordModel()))
+    monkeypatch.setattr("rag.eval.runner.Grounder",
+                        lambda threshold: Grounder(threshold, WordModel()))
     engine = ScriptedEngine()
     out = str(tmp_path / "o")
     assert main([str(qfile), "--out", out, "--min", "hit@k=1"], engine=engine) == 0

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rag.eval.metrics import load_questions, score_question, summarize
+from rag.eval.questions import split as qsplit
+from rag.eval.runner import run_eval
 
-from eval.metrics import load_questions, score_question, summarize
-from eval.questions import split as qsplit
-from eval.runner import run_eval
 from rag import answerability as ans
 from rag.answering.extractive import quotable
 from rag.config import Settings
@@ -115,7 +115,7 @@ def test_runner_passes_history_within_a_conversation_and_splits_by_turn_kind(
 
 
 def test_subset_metrics_paraphrased_and_near_topic() -> None:
-    from eval.metrics import Outcome, Question
+    from rag.eval.metrics import Outcome, Question
 
     def row(kind: str, sources: tuple[str, ...], cited: list[str], declined: bool) -> dict:
         q = Question("x", "q", sources, (), "en", kind)

@@ -101,8 +101,8 @@ def test_retriever_evaluator_matches_rag_eval(sample_engine: Engine) -> None:
     ``summarize``) on the engine's answers; only its groundedness scoring is left out,
     which the retrieval figures do not use.
     """
-    from eval.metrics import load_questions, score_question, summarize
-    from eval.runner import evaluate_answer
+    from rag.eval.metrics import load_questions, score_question, summarize
+    from rag.eval.runner import evaluate_answer
 
     k = sample_engine.settings.top_k
     questions = [q for q in load_questions(DEV_SET) if q.answerable]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rag.bench.corpus import corpus_sentences
 
-from bench.corpus import corpus_sentences
 from rag.config import PROJECT_ROOT, Settings
 from rag.e5onnx import variant_for
 from rag.e5onnx.builder import BuildError, build_folder

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from rag.ui.chat import make_respond, plain
+from rag.ui.examples import load_examples
+from rag.ui.login import SlowLogin
+from rag.ui.render import answer_html, answer_record, chat_html, esc, highlight, streaming_html
+from rag.ui.uploads import Quota, discard_temp, sanitize_filename, vet_uploads
 
 from rag.config import Settings
 from rag.documents import describe, title_from_text
 from rag.types import Answer, Citation, Passage
-from ui.chat import make_respond, plain
-from ui.examples import load_examples
-from ui.login import SlowLogin
-from ui.render import answer_html, answer_record, chat_html, esc, highlight, streaming_html
-from ui.uploads import Quota, discard_temp, sanitize_filename, vet_uploads
 
 HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1">'
 ZORBLAT = ("The Zorblat lighthouse on Kelvar island was painted teal in 1923 by Ottilie "
@@ -227,8 +227,7 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
     sample_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import gradio as gr
-
-    from ui import app as ui_app
+    from rag.ui import app as ui_app
 
     launched: list[dict[str, Any]] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
@@ -250,8 +249,8 @@ def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
 
 
 def test_errors_and_answers_are_shown_without_secrets(sample_engine: Any) -> None:
-    from ui.app import one_line, redact
-    from ui.live_engine import LiveEngine
+    from rag.ui.app import one_line, redact
+    from rag.ui.live_engine import LiveEngine
 
     settings = Settings(llm_api_key="sk-live-123")
     err = RuntimeError("openai failed: 401 for key sk-live-123\nTraceback (most recent call)")
@@ -279,8 +278,9 @@ def test_a_question_sees_an_ingest_made_by_another_process(
 ) -> None:
     """Found by a hostile tester: after `rag ingest` in another process the app listed the
     new file but answered "Not found" until it ingested something itself."""
+    from rag.ui.live_engine import LiveEngine
+
     from rag.engine import Engine
-    from ui.live_engine import LiveEngine
 
     live = LiveEngine(Engine(sample_settings))
     question = "Who painted the Zorblat lighthouse teal?"
@@ -301,9 +301,10 @@ def test_a_question_sees_an_ingest_made_by_another_process(
 
 
 def _launched(settings: Settings) -> tuple[Any, int]:
+    from rag.ui.app import build_app, launch_options
+
     from rag.engine import Engine
     from tests.ui_helpers import free_port
-    from ui.app import build_app, launch_options
 
     app = build_app(Engine(settings))
     port = free_port()
@@ -363,7 +364,7 @@ def test_a_pending_question_goes_before_the_next_ingest_batch() -> None:
     embedder is a double that records call order and holds the query until released."""
     import threading
 
-    from ui.query_first import QueryFirst
+    from rag.ui.query_first import QueryFirst
 
     calls: list[str] = []
     release = threading.Event()

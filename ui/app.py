@@ -9,23 +9,30 @@ the person as one line without setting names or secrets (tracebacks go to the lo
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from rag.ui.assets import CSS, page_js
+from rag.ui.chat import (
+    ASK_CONCURRENCY,
+    ASK_QUEUE,
+    chat_panel,
+    make_respond,
+    plain,
+    restore,
+    wire_chat,
+)
+from rag.ui.documents import Documents, documents_panel
+from rag.ui.examples import load_examples
+from rag.ui.live_engine import LiveEngine
+from rag.ui.login import SlowLogin
+from rag.ui.query_first import QueryFirst
+from rag.ui.uploads import Quota
 
 from rag import errors
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.engine import Engine, QuestionError
-from ui.assets import CSS, page_js
-from ui.chat import ASK_CONCURRENCY, ASK_QUEUE, chat_panel, make_respond, plain, restore, wire_chat
-from ui.documents import Documents, documents_panel
-from ui.examples import load_examples
-from ui.live_engine import LiveEngine
-from ui.login import SlowLogin
-from ui.query_first import QueryFirst
-from ui.uploads import Quota
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +165,6 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
 
 def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     """Start the app on ``host:port`` (loopback by default); blocks until stopped."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     settings = Settings()
     engine = Engine(settings)
     engine = Engine(settings, embedder=QueryFirst(engine.embedder))  # questions before ingests

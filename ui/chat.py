@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from rag.ui.live_engine import LiveEngine
+from rag.ui.render import answer_record, chat_html, examples_html
 
 from rag.documents import document_title
 from rag.engine import QuestionError
 from rag.types import Answer
-from ui.live_engine import LiveEngine
-from ui.render import answer_record, chat_html, examples_html
 
 log = logging.getLogger(__name__)
 ASK_QUEUE = "ask"

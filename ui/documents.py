@@ -18,12 +18,12 @@ from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from rag.ui.live_engine import LiveEngine
+from rag.ui.render import documents_html, esc, header_html, plural, progress_html, report_html
+from rag.ui.uploads import ALLOWED_SUFFIXES, Quota, discard_temp, vet_uploads
 
 from rag.config import DEFAULT_CORPUS
 from rag.documents import DocumentInfo, describe
-from ui.live_engine import LiveEngine
-from ui.render import documents_html, esc, header_html, plural, progress_html, report_html
-from ui.uploads import ALLOWED_SUFFIXES, Quota, discard_temp, vet_uploads
 
 log = logging.getLogger(__name__)
 DOCS_QUEUE = "documents"

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+from rag.loading import SUPPORTED_SUFFIXES
+
+ALLOWED_SUFFIXES = SUPPORTED_SUFFIXES  # uploads accept exactly what ingestion reads
 MAX_NAME_CHARS = 120
 
 

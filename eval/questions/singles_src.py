@@ -5,7 +5,7 @@ Each row: (lang, kind, question, files, expect_any). kind: direct (may reuse the
 article's words), paraphrase (shares no distinctive word with the source
 sentence), near-topic (on the articles' subject, but the detail is in no file:
 checked by searching every file in both languages), off-topic.
-Files: 0..4 = corpus/00N_*.txt. Run ``python -m eval.questions.split`` to rebuild.
+Files: 0..4 = corpus/00N_*.txt. Run ``python -m rag.eval.questions.split`` to rebuild.
 """
 
 Q = [

@@ -1,4 +1,4 @@
-"""Write the question sets and their fixed dev/test split (``python -m eval.questions.split``).
+"""Write the question sets and their fixed dev/test split (``python -m rag.eval.questions.split``).
 
 Single questions are stratified by (kind, language), conversations by
 (language, whether they change topic), and each stratum alternates dev/test
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.questions.singles_src import Q
-from eval.questions.turns_src import C
+from rag.eval.questions.singles_src import Q
+from rag.eval.questions.turns_src import C
 
 SEED = 11
 HERE = Path(__file__).resolve().parent
