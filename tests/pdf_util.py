@@ -1,11 +1,14 @@
-"""Write a minimal valid one-page PDF with text, so PDF loading is tested on a real file."""
+"""Write a minimal one-page PDF with text, so PDF loading is tested on a real file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def write_pdf(path: Path, lines: list[str]) -> None:
+def write_pdf(path: Path, lines: list[str], page_extra: str = "",
+              contents_length: int | None = None) -> None:
+    """``page_extra`` is added to the page dictionary and ``contents_length`` replaces the
+    true stream length: what a hostile tester would choose."""
     text_ops = " ".join(
         f"BT /F1 12 Tf 72 {720 - 18 * i} Td ({line}) Tj ET" for i, line in enumerate(lines)
     )
@@ -13,8 +16,8 @@ def write_pdf(path: Path, lines: list[str]) -> None:
         "<< /Type /Catalog /Pages 2 0 R >>",
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        "/Resources << /Font << /F1 5 0 R >> >> >>",
-        f"<< /Length {len(text_ops)} >>\nstream\n{text_ops}\nendstream",
+        f"/Resources << /Font << /F1 5 0 R >> >> {page_extra} >>",
+        f"<< /Length {contents_length or len(text_ops)} >>\nstream\n{text_ops}\nendstream",
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = "%PDF-1.4\n"

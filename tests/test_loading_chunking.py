@@ -161,23 +161,9 @@ def test_iter_files_expands_folders_and_reports_missing(tmp_path: Path) -> None:
 
 def _pdf_with(path: Path, page_extra: str = "", contents_length: int | None = None) -> None:
     """A one-page PDF whose page dictionary or content length a hostile tester chose."""
-    ops = "BT /F1 12 Tf 72 720 Td (hello) Tj ET"
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        f"/Resources << /Font << /F1 5 0 R >> >> {page_extra} >>",
-        f"<< /Length {contents_length or len(ops)} >>\nstream\n{ops}\nendstream",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = "%PDF-1.4\n", []
-    for i, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{i} 0 obj\n{body}\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n"
-    out += "".join(f"{o:010d} 00000 n \n" for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    path.write_bytes(out.encode("latin-1"))
+    from tests.pdf_util import write_pdf
+
+    write_pdf(path, ["hello"], page_extra, contents_length)
 
 
 def _docx_with(path: Path, xml_chunks: Iterable[bytes]) -> None:
