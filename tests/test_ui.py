@@ -162,7 +162,7 @@ def test_vet_uploads_enforces_type_and_size_and_stays_in_the_folder(tmp_path: Pa
     assert vetted.rejected == [
         "big.txt was not added: it is 2.0 MB, files can be up to 2 MB",
         "tool.exe was not added: .exe files are not supported "
-        "(use .txt, .md, .html, .htm, .pdf, .docx)",
+        "(use .txt, .md, .markdown, .html, .htm, .pdf, .docx)",
     ]
 
 
