@@ -58,29 +58,6 @@ def check_question(question: str, max_chars: int) -> str:
     return text
 
 
-_FOLLOW_UP = re.compile(
-    r"^(and|but|so|also|what about|how about|why|then|i |a |ale |oraz |și |dar |und |et |y )|"
-    r"\b(it|its|they|them|their|he|she|his|her|this|that|these|those|there|"
-    r"to|tego|tym|ten|ta|oni|ono|acesta|aceasta|ei|lui|el)\b",
-    re.I,
-)
-
-
-def condense_question(history: Sequence[tuple[str, str]], question: str) -> str:
-    """Make a follow-up standalone for retrieval without an LLM.
-
-    A short question, or one that leans on the conversation ("and what did NATO
-    answer?", pronouns), is joined to the previous user question, which gives
-    the embedder the missing subject. Self-contained questions pass unchanged.
-    """
-    previous = [q for q, _ in history if q.strip()]
-    if not previous:
-        return question
-    if len(question.split()) <= 6 or _FOLLOW_UP.search(question):
-        return f"{previous[-1].rstrip(' ?')}? {question}"
-    return question
-
-
 class Engine:
     def __init__(
         self, settings: Settings | None = None, embedder: Any = None, *,

@@ -16,9 +16,10 @@ mean of its three best sentences and the store is searched again. It costs a
 second Chroma query, not a second embedding, and raised file-level hit@1 on
 the paraphrased dev questions (docs/evaluation.md); ``prf_weight=0`` turns it off.
 
-Answerability: for e5, a calibrated probability from rag.answerability (best
-cosine plus its margin over the best other file); other embedders keep the
-best sentence's cosine, since the model was fitted on e5's cosine scale.
+Answerability: for e5, a calibrated probability from rag.answerability (today
+from the best cosine alone: the other signals measured did not help); other
+embedders keep the best sentence's cosine, since the model was fitted on e5's
+cosine scale.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 @dataclass
 class Retrieval:
     passages: list[Passage]
-    support: float  # answerability signal: the best sentence's cosine similarity
+    support: float  # answerability: e5's calibrated probability, else the best cosine
 
 
 class Retriever:

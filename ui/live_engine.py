@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def _manifest_signature(engine: Engine) -> tuple[tuple[str, int, int], ...]:
-    files = engine.status()["files"]
-    return tuple(sorted((str(f.get("path")), int(f.get("chunks") or 0),
-                         int(f.get("sentences") or 0)) for f in files))
+    """The file manifest alone: ``status()`` would also probe the vector index each time."""
+    store = engine.store
+    files = store.files() if store.open_readonly() else []
+    return tuple(sorted((f.path, f.chunks, f.sentences) for f in files))
 
 
 def _clear_chroma_cache() -> None:
