@@ -37,10 +37,11 @@ def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
         e5 = E5Embedder()
         return e5, lambda texts: [e5.count_tokens(t) for t in texts]
     from rag.e5onnx import variant_for
+    from rag.e5onnx.builder import default_cache_root
     from rag.e5onnx.embedder import OnnxE5Embedder
 
     onnx = OnnxE5Embedder(threads=len(os.sched_getaffinity(0)), variant=variant_for(kind),
-                          data_dir=data_dir)
+                          cache_dir=default_cache_root(data_dir))
     return onnx, lambda texts: onnx.tokenizer.content_ids(["passage: " + t for t in texts])
 
 

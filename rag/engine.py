@@ -160,12 +160,17 @@ class Engine:
     # of passages that were sent become citations), fall back (an LLM that failed or cited
     # nothing gives way to the extractive answer, with the reason), finish (the Answer).
     def answerer_names(self) -> list[str]:
-        """The answerers a person can pick: the configured one, and extractive."""
-        names = ["extractive"]
-        configured = self.settings.answerer or "extractive"
-        if configured != "extractive":
-            names.insert(0, configured)
-        return names
+        """The answerers a person can pick: the configured one, any that offers itself
+        (the local model once installed), and extractive."""
+        from rag.registry import ANSWERERS
+
+        configured = ANSWERERS.get(self.settings.answerer or "extractive").name
+        names = [configured]
+        for backend in ANSWERERS.backends():
+            if backend.offered is not None and backend.name not in names \
+                    and backend.offered(self.settings):
+                names.append(backend.name)
+        return names if "extractive" in names else [*names, "extractive"]
 
     def answerer(self, name: str | None = None) -> Answerer:
         """The answerer called ``name`` (built once); ValueError when unknown or misconfigured."""

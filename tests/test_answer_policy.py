@@ -147,7 +147,8 @@ def test_a_new_answerer_is_one_module(tmp_path: Path, monkeypatch: pytest.Monkey
 
     assert main(["backends"]) == 0
     assert "toy" in capsys.readouterr().out
-    engine = Engine(Settings(answerer="toy", decline_threshold=0.8),
+    engine = Engine(Settings(answerer="toy", decline_threshold=0.8,
+                             llm_model_path=str(tmp_path / "no-local-model.gguf")),
                     retriever=ScriptedRetriever(0.9))
     answer = engine.ask("Do cats sleep?")
     assert answer.answerer == "toy" and answer.answer == "CATS SLEEP A LOT. [1]"

@@ -135,6 +135,7 @@ def test_llamaindex_answerer_from_configuration(sample_settings: Settings) -> No
     sample_settings.llamaindex.llm = f"{__name__}.ScriptedLLM"  # RAG_LLAMAINDEX_LLM
     sample_settings.llamaindex.llm_kwargs = json.dumps({"reply": REPLY})
     sample_settings.answerer = "llamaindex"
+    sample_settings.llm.model_path = "/nonexistent/model.gguf"  # no local model offered
     engine = Engine(sample_settings)
     assert engine.answerer_names() == ["llamaindex", "extractive"]
     ScriptedLLM.prompts.clear()

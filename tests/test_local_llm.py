@@ -227,3 +227,36 @@ def test_packaged_names_resolve_and_the_llamacpp_alias_means_local() -> None:
     assert path.name == "qwen2.5-coder-0.5b-instruct-q4.gguf" and len(sha) == 64
     assert models.resolve(str(path))[1] == sha  # a copied file keeps its pin by name
     assert models.resolve("/some/other.gguf") == (Path("/some/other.gguf"), "")
+
+
+@needs_server
+def test_local_is_offered_in_the_app_only_when_a_model_is_installed(tmp_path: Path) -> None:
+    """Issue 12: the UI offers "local" beside extractive when the engine and a model are
+    here, without RAG_ANSWERER=local; a missing model file offers nothing."""
+    from rag.answering.local import installed
+
+    smol = Settings(data_dir=str(tmp_path), llm_model_path=str(models.installed_path(SMOL)))
+    absent = Settings(data_dir=str(tmp_path), llm_model_path=str(tmp_path / "gone.gguf"))
+    assert installed(smol) and not installed(absent)
+    assert Engine(smol).answerer_names() == ["extractive", "local"]
+    assert Engine(absent).answerer_names() == ["extractive"]
+    configured = Settings(data_dir=str(tmp_path), answerer="llamacpp",
+                          llm_model_path=str(models.installed_path(SMOL)))
+    assert Engine(configured).answerer_names() == ["local", "extractive"]  # alias, once
+
+
+def test_passages_are_cut_to_the_matched_sentence_and_its_neighbours() -> None:
+    """The prompt is most of a local answer's time: each passage goes as its best sentence
+    and the sentences around it, whole sentences only, within the limit."""
+    from rag.answering.local import focus
+
+    sentences = [f"Sentence number {i} says something about topic {i}." for i in range(12)]
+    passage = Passage(n=1, chunk_id="a", source="a.txt", path="/a.txt", score=0.9,
+                      text=" ".join(sentences), sentence=sentences[6])
+    cut = focus(passage, 160)
+    assert sentences[6] in cut.text and len(cut.text) <= 160
+    assert sentences[7] in cut.text  # the next sentence first
+    kept = [s for s in sentences if s in cut.text]
+    assert cut.text == " ".join(kept) and len(kept) == 3
+    assert focus(passage, 10_000) == passage  # short enough: as it is
+    assert focus(replace(passage, sentence=None), 160) == replace(passage, sentence=None)

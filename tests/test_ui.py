@@ -92,6 +92,28 @@ def test_declined_fallback_and_searched_for_are_shown() -> None:
     assert "rag-intro" in chat_html([])
 
 
+def test_llm_sentences_show_as_checked_and_unsupported_ones_are_marked() -> None:
+    """Issue 12: each sentence of an LLM answer shows as the engine checked it; one the
+    cited passage does not support is marked on the page, in words as well as style."""
+    answer = Answer(
+        question="What did Russia demand?", answer="Russia asked for 1997 [1]. It won [7].",
+        answerer="local:qwen", declined=False, citations=[_citation("Rusia a cerut 1997.", "p")],
+        sentences=[{"text": "Russia asked for the 1997 <order>.", "cited": [1], "support": 0.93,
+                    "supported": True, "quote": "Rusia a cerut 1997."},
+                   {"text": "Russia won.", "cited": [7], "support": 0.41, "supported": False,
+                    "quote": ""}])
+    out = answer_html(_record(answer))
+    supported, unsupported = out.split('<span class="rag-claim')[1:3]
+    assert "Russia asked for the 1997 &lt;order&gt; <button" in supported  # marker before "."
+    assert 'data-n="1"' in supported and "rag-unsupported" not in supported
+    assert unsupported.startswith(' rag-unsupported"') and "support 0.41" in unsupported
+    assert "not confirmed by the cited passage" in unsupported
+    assert 'data-n="7"' not in out  # no button for a passage that was not sent
+    assert "Rusia a cerut 1997." in out  # the verified quote under the answer
+    waiting = streaming_html("", "Writing the answer, then checking every quote…")
+    assert "checking every quote" in waiting and "rag-status" in waiting
+
+
 def test_setting_names_stay_out_of_messages() -> None:
     assert plain("the question is 9000 characters long; the limit is 4000 "
                  "(RAG_MAX_QUESTION_CHARS)") == (
@@ -400,3 +422,38 @@ def test_a_pending_question_goes_before_the_next_ingest_batch() -> None:
     ingest.join(5)
     assert calls == ["query", "tokens", "passages"]
     assert (gate.name, gate.dim) == ("recorder", 3)
+
+
+def test_a_question_waits_for_one_slice_of_an_ingest_batch_not_all_of_it() -> None:
+    """A 1 MB upload made questions wait p50 1.2 s behind whole 256-sentence batches: the
+    app embeds an ingest's batch in slices, and a question asked during one slice goes
+    before the next. The inner embedder is a double that records the calls' order."""
+    import threading
+
+    import numpy as np
+    from rag.ui.query_first import SLICE, QueryFirst
+
+    calls: list[str] = []
+    started: list[threading.Thread] = []
+
+    class Recorder:
+        name, dim = "recorder", 1
+
+        def embed_queries(self, texts: list[str]) -> np.ndarray:
+            calls.append("query")
+            return np.zeros((len(texts), 1))
+
+        def embed_passages(self, texts: list[str]) -> np.ndarray:
+            calls.append(f"passages:{len(texts)}")
+            if not started:  # a question arrives while the first slice is being embedded
+                asker = threading.Thread(target=gate.embed_queries, args=(["q"],))
+                started.append(asker)
+                asker.start()
+                asker.join(5)
+            return np.array([[float(t)] for t in texts])
+
+    gate = QueryFirst(Recorder())
+    texts = [str(i) for i in range(2 * SLICE + 3)]
+    vectors = gate.embed_passages(texts)
+    assert calls == [f"passages:{SLICE}", "query", f"passages:{SLICE}", "passages:3"]
+    assert vectors[:, 0].tolist() == [float(t) for t in texts]  # in order, all of them

@@ -57,6 +57,10 @@ details[open] > summary .rag-more { display: none; }
 .rag-copy { font-size: .8em; border: 1px solid var(--border-color-primary); border-radius: 6px;
   background: none; padding: .1em .6em; cursor: pointer; }
 .rag-declined { font-weight: 600; }
+.rag-unsupported { text-decoration: underline dotted var(--color-orange-600, #c2410c);
+  text-underline-offset: .2em; }
+.rag-flag { font-size: .8em; color: var(--color-orange-600, #c2410c); }
+.rag-status { opacity: .75; font-style: italic; }
 .rag-error { color: var(--error-text-color, #b91c1c); }
 #question { position: relative; }
 #question textarea { padding-bottom: 1.4em; }

@@ -75,6 +75,13 @@ def _error(exc: Exception, redact: Callable[[str], str]) -> str:
     return f"Could not answer: {plain(redact(first_line(exc)))}"
 
 
+def waiting_status(answerer: str | None) -> str:
+    """What the page says while an LLM writes (its quotes are checked before anything shows)."""
+    if not answerer or answerer.startswith("extractive"):
+        return ""
+    return "Writing the answer, then checking every quote against the documents…"
+
+
 def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
     """The Ask handler; ``redact`` takes secrets out of any text shown."""
     limit = live.engine.settings.max_question_chars
@@ -93,7 +100,8 @@ def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
             return
         turns = list(turns or [])[-(MAX_TURNS - 1):]
         history = [(t["question"], t["answer"]["answer"]) for t in turns if t.get("answer")]
-        turn: dict[str, Any] = {"question": question, "answer": None, "partial": ""}
+        turn: dict[str, Any] = {"question": question, "answer": None, "partial": "",
+                                "status": waiting_status(answerer or live.settings.answerer)}
         turns.append(turn)
         yield "", chat_html(turns, show_searched), gr.skip(), ""
         try:
@@ -113,6 +121,7 @@ def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
         if turn["answer"] is None and not turn.get("error"):
             turn["error"] = "Could not answer: the engine returned no answer"
         turn.pop("partial", None)
+        turn.pop("status", None)
         yield gr.skip(), chat_html(turns, show_searched), turns, gr.skip()
 
     return respond

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rag.answering.claims import with_marker
 from rag.documents import DocumentInfo
 from rag.markers import group_numbers, replace_markers
 from rag.types import Answer
@@ -168,11 +169,41 @@ def _footer(record: Mapping[str, Any], show_searched: bool) -> str:
     return "".join(parts)
 
 
+UNSUPPORTED = "not confirmed by the cited passage"
+
+
+def _sentence_html(s: Mapping[str, Any], sources: set[int]) -> str:
+    """One checked sentence of an LLM answer; an unsupported one is marked, in words too.
+    Markers go where the engine puts them (before the full stop), for sources shown only."""
+    text = str(s.get("text") or "")
+    for n in s.get("cited") or []:
+        if int(n) in sources:
+            text = with_marker(text, int(n))
+    text = with_markers(esc(text))
+    if s.get("supported", True):
+        return f'<span class="rag-claim">{text}</span>'
+    support = s.get("support")
+    score = f" (support {float(support):.2f})" if support is not None else ""
+    return (f'<span class="rag-claim rag-unsupported" title="{attr(UNSUPPORTED + score)}">'
+            f'{text} <span class="rag-flag">({UNSUPPORTED})</span></span>')
+
+
+def answer_body(record: Mapping[str, Any]) -> str:
+    """Declined text; an LLM answer sentence by sentence, each as checked; else the text."""
+    text = esc(record.get("answer") or "")
+    if record.get("declined"):
+        return f'<div class="rag-declined">{text}</div>'
+    sentences = record.get("sentences") or []
+    if sentences:
+        sources = {int(c.get("n") or 0) for c in record.get("citations") or []}
+        return ('<div class="rag-text">' + " ".join(_sentence_html(s, sources) for s in sentences)
+                + "</div>")
+    return f'<div class="rag-text">{with_markers(text)}</div>'
+
+
 def answer_html(record: Mapping[str, Any], show_searched: bool = True) -> str:
     """A finished answer: text with clickable markers, sources, searched-for line, note."""
-    text = esc(record.get("answer") or "")
-    body = (f'<div class="rag-declined">{text}</div>' if record.get("declined")
-            else f'<div class="rag-text">{with_markers(text)}</div>')
+    body = answer_body(record)
     cites = record.get("citations") or []
     sources = ""
     if cites:
@@ -182,11 +213,12 @@ def answer_html(record: Mapping[str, Any], show_searched: bool = True) -> str:
             f"{_footer(record, show_searched)}</div>")
 
 
-def streaming_html(partial: str) -> str:
-    """The answer while it streams in: escaped text and a cursor."""
+def streaming_html(partial: str, status: str = "") -> str:
+    """The answer while it streams in: escaped text and a cursor (or what is going on)."""
+    shown = with_markers(esc(partial)) if partial or not status else \
+        f'<span class="rag-status">{esc(status)}</span>'
     return (f'<div class="rag-answer rag-streaming" role="article" aria-label="Answer, '
-            f'still writing" aria-busy="true"><div class="rag-text">'
-            f"{with_markers(esc(partial))} …</div></div>")
+            f'still writing" aria-busy="true"><div class="rag-text">{shown} …</div></div>')
 
 
 def error_html(message: str) -> str:
@@ -201,7 +233,7 @@ def turn_html(turn: Mapping[str, Any], show_searched: bool) -> str:
     elif turn.get("answer") is not None:
         reply = answer_html(turn["answer"], show_searched)
     else:
-        reply = streaming_html(str(turn.get("partial") or ""))
+        reply = streaming_html(str(turn.get("partial") or ""), str(turn.get("status") or ""))
     return f'<div class="rag-turn">{question}{reply}</div>'
 
 

