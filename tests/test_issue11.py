@@ -187,3 +187,19 @@ def test_only_questions_that_lean_on_the_conversation_use_it() -> None:
     assert leans_on_context("And Montenegro?")
     assert not leans_on_context("Wie hat Stoltenberg den Ansatz der NATO beschrieben?")
     assert not leans_on_context("Who was the US ambassador to NATO at the time?")
+
+
+def test_a_short_new_question_off_the_documents_is_not_joined_to_the_last_one(
+        sample_engine: Any) -> None:
+    """Found trying the local model as a new user: "What is the capital of Australia?" right
+    after the 1997 question was joined to it (six words) and answered with the 1997 quotes.
+    A question joined only for being short, that is off the documents on its own, is a new
+    topic: declined. Short questions that lean on the conversation are still joined."""
+    history = [("What did Russia demand about 1997?", "În ianuarie, Rusia a cerut ... [1]")]
+    off = sample_engine.ask("What is the capital of Australia?", history=history)
+    assert off.declined and off.standalone_question is None
+    follow = sample_engine.ask("And what did NATO answer?", history=history)
+    assert not follow.declined and (follow.standalone_question or "").startswith("What did Russia")
+    elliptic = sample_engine.ask("And Montenegro?", history=[
+        ("When did North Macedonia join NATO?", "... 2020 ... [1]")])
+    assert elliptic.standalone_question == "When did North Macedonia join NATO? And Montenegro?"
