@@ -54,7 +54,9 @@ def running_app(chroma_dir: Path, data_dir: Path, log_path: Path,
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_CHROMA_DIR=str(chroma_dir), RAG_DATA_DIR=str(data_dir),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+               # the app offers an installed local model: none, whatever this machine has
+               RAG_LLM_MODEL_PATH=str(data_dir / "no-local-model.gguf"))
     env.update(extra_env or {})
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
