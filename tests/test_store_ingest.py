@@ -157,3 +157,36 @@ def test_passages_fetched_by_record_id_match_the_metadata_filter(sample_engine: 
     for passage in retrieval.passages:
         assert passage.text == " ".join(text for _, text in by_id[passage.chunk_id])
         assert passage.sentence in passage.text
+
+
+def test_a_file_is_written_in_small_batches_so_questions_get_in_between(
+        tmp_path: Path, monkeypatch) -> None:
+    """A local Chroma answers no query while it writes: a question asked during a large
+    upload waited up to 1.6 s behind one 1,024-record upsert (`rag bench --contention`
+    and the measurement in ``rag/store.py``). Every write is at most ``WRITE_BATCH``
+    records, and all of the file's sentences still arrive, once each. A spy on the real
+    collection's ``upsert`` records the batch sizes; the timing is the benchmark's job."""
+    from chromadb.api.models.Collection import Collection
+    from rag.bench.contention import write_text_file
+
+    from rag.store import WRITE_BATCH
+
+    sizes: list[int] = []
+    real_upsert = Collection.upsert
+
+    def spying_upsert(self, ids, *args, **kwargs):
+        if not self.name.endswith(("-files", "-journal")):  # the sentences collection
+            sizes.append(len(ids))
+        return real_upsert(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "upsert", spying_upsert)
+    text = tmp_path / "docs" / "many.txt"
+    text.parent.mkdir()
+    write_text_file(text, megabytes=0.02)  # ~150 distinct sentences
+    engine = Engine(Settings(chroma_dir=str(tmp_path / "chroma")))
+    report = engine.ingest([text.parent])
+    assert WRITE_BATCH <= 128  # 256 records already held a query 444 ms
+    assert report.sentences > 2 * WRITE_BATCH
+    assert len(sizes) >= 3 and max(sizes) <= WRITE_BATCH
+    ids = _ids(engine)
+    assert len(ids) == len(set(ids)) == report.sentences

