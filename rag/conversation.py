@@ -102,10 +102,13 @@ def retrieve_in_context(
             # Joined only for being short (5-6 words, no pronoun or "and ..."): if the
             # question alone is off the documents it is a new topic, not a follow-up.
             # "What is the capital of Australia?" after the 1997 question was answered
-            # with the 1997 quotes (support 0.79 joined, 0.33 alone).
-            alone = retriever.retrieve(question, top_k)
+            # with the 1997 quotes (support 0.79 joined, 0.33 alone). Both embedded in
+            # one call, as the both-ways search below does.
+            vectors = retriever.embedder.embed_queries([question, standalone])
+            alone = retriever.retrieve_vector(question, vectors[0], top_k)
             if alone.support < threshold:
                 return alone, question
+            return retriever.retrieve_vector(standalone, vectors[1], top_k), standalone
         return retriever.retrieve(standalone, top_k), standalone
     joined = in_context(history, question)
     if joined is None or not leans_on_context(question):
