@@ -153,8 +153,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     translations = engine.embedder.embed_passages([cache.get(r.text, r.text) for r in records])
     for label, files in (("dev", args.questions), ("test", args.test)):
         questions = [q for f in files for q in load_questions(f) if not q.conversation]
-        for name, figures in (measure(engine, records, translations, questions, args.weight)
-                              .items() if questions else ()):
+        if not questions:
+            continue
+        for name, figures in measure(engine, records, translations, questions,
+                                     args.weight).items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
             print(f"{label} ({len(questions)} questions), {name}: hit@1 {shown}")
 
