@@ -75,8 +75,22 @@ def test_verified_claims_get_our_markers_and_the_passage_text_as_quote() -> None
 def test_nothing_verified_is_a_failure_saying_why() -> None:
     checked = check_reply(_reply((1, "The capital of Australia is Canberra.", "Canberra.")),
                           PASSAGES)
-    assert checked.failure == "none of the 1 claims had a quote found in the passage it cited"
+    assert checked.failure == ("none of its 1 claims could be checked: 1 had a quote that is "
+                               "not in the passage it cited")
     assert checked.text == "" and checked.citations == []
+
+
+def test_a_reply_citing_only_unsent_passages_says_so() -> None:
+    """The hostile retest's reply citing passage [7] of 2 fell back saying "no quote found",
+    which hid the cause."""
+    checked = check_reply(_reply((7, "Rusia a cerut formal revenirea", "Claim.")), PASSAGES)
+    assert checked.failure == ("none of its 1 claims could be checked: 1 cited a passage that "
+                               "was not sent ([7]; 2 were sent)")
+    mixed = check_reply(_reply((7, "Rusia a cerut formal revenirea", "A."),
+                               (1, "Not in the passage at all, invented.", "B.")), PASSAGES)
+    assert mixed.failure == ("none of its 2 claims could be checked: 1 cited a passage that "
+                             "was not sent ([7]; 2 were sent) and 1 had a quote that is not in "
+                             "the passage it cited")
 
 
 def test_declines_in_both_formats() -> None:

@@ -557,7 +557,8 @@ def test_engine_falls_back_when_no_quote_is_found(
     answer = _engine(sample_settings, server, "misquoted").ask(CORPUS_QUESTION)
     assert answer.answerer == "extractive (fallback)" and not answer.declined
     assert answer.fallback_reason == (
-        "openai:misquoted: none of the 1 claims had a quote found in the passage it cited")
+        "openai:misquoted: none of its 1 claims could be checked: 1 had a quote that is not "
+        "in the passage it cited")
     assert "The answer, in English" not in answer.answer
 
 

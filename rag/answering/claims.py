@@ -238,14 +238,18 @@ def check_structured(reply: StructuredReply, passages: Sequence[Passage],
         out.declined = True
         return out
     seen: set[str] = set()
+    unsent: list[int] = []  # passages cited that were never sent
+    unquoted = 0  # claims whose quote is not in the passage they cite
     for i, claim in enumerate(reply.claims, start=1):
         passage = by_n.get(claim.passage)
         if passage is None:
+            unsent.append(claim.passage)
             out.warnings.append(f"claim {i} cited passage [{claim.passage}], which was not "
                                 f"sent ({len(passages)} passages were): dropped")
             continue
         found = find_quote(claim.quote, passage.text)
         if found is None:
+            unquoted += 1
             out.warnings.append(f"claim {i}: its quote is not in passage [{passage.n}]: dropped")
             continue
         sentence = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(strip_markers(claim.answer).split()))
@@ -257,11 +261,23 @@ def check_structured(reply: StructuredReply, passages: Sequence[Passage],
         out.sentences.append(SentenceCheck(sentence, (passage.n,), support, supported, found))
         out.citations.append(_citation(passage, found))
     if not out.sentences:
-        out.failure = (f"none of the {len(reply.claims)} claims had a quote found in the "
-                       "passage it cited")
+        out.failure = _nothing_checked(len(reply.claims), unsent, unquoted, len(passages))
         return out
     out.text = " ".join(with_marker(s.text, s.cited[0]) for s in out.sentences)
     return out
+
+
+def _nothing_checked(claims: int, unsent: list[int], unquoted: int, sent: int) -> str:
+    """Why none of a structured reply's claims could be shown, by cause."""
+    causes = []
+    if unsent:
+        markers = ", ".join(f"[{n}]" for n in unsent)
+        causes.append(f"{len(unsent)} cited a passage that was not sent ({markers}; "
+                      f"{sent} were sent)")
+    if unquoted:
+        causes.append(f"{unquoted} had a quote that is not in the passage it cited")
+    return (f"none of its {claims} claims could be checked: " + " and ".join(causes)
+            if causes else f"none of its {claims} claims said anything")
 
 
 def with_marker(sentence: str, n: int) -> str:
