@@ -29,7 +29,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     progress = tqdm_progress(force=engine.settings.progress)
     report = engine.ingest(args.paths or None, prune=args.prune, progress=progress)
     for line in report.repaired:
-        print(line, file=sys.stderr)
+        print(str(line), file=sys.stderr)
     for error in report.errors:
         print(str(error), file=sys.stderr)
     print(report.summary())
@@ -52,9 +52,11 @@ def _print_answer(answer: Any, streamed: str = "") -> None:
         print(f"[warning: {warning}]")
     quoted = any(s.get("quote") for s in getattr(answer, "sentences", []))
     if answer.citations:
+        from rag.display import display_name
+
         print("\nSources:")
         for c in answer.citations:
-            print(f"  [{c.n}] {c.source} (score {c.score:.3f})")
+            print(f"  [{c.n}] {display_name(c.source)} (score {c.score:.3f})")
             # An LLM's answer: the verified quote it rests on, in the original language.
             print(f"      “{c.text if quoted else c.passage_text}”")
 
@@ -109,39 +111,41 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """What is in the store; exit 3 when it has problems (each one warning line)."""
+    from rag.display import display_name
+
     status = _engine().status()
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
-        return EXIT_OK
+        return EXIT_PARTIAL if status.get("problems") else EXIT_OK
     print(f"store:    {status['store']}")
     print(f"embedder: {status['embedder'] or '(nothing ingested yet)'}")
     print(f"files:    {len(status['files'])}, chunks: {status['chunks']}, "
           f"sentences: {status['sentences']}")
     for f in status["files"]:
-        print(f"  {f['source']:<40} {f['chunks']:>5} chunks  {f['language']}")
+        print(f"  {display_name(f['source']):<40} {f['chunks']:>5} chunks  {f['language']}")
     for problem in status.get("problems", []):
         print(f"warning: {problem}", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_PARTIAL if status.get("problems") else EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Verify the store (and repair it with --repair); exit 3 while problems remain."""
-    from rag.check import check_store, repair_store
-    from rag.ingest import ingest_lock
-    from rag.store import Store, StoreError
+    """Verify the store (and repair it with --repair); exit 3 while problems remain.
 
-    engine = _engine()
+    The check runs in a child process, so an index that crashes its reader is one line.
+    """
+    from rag.check import check_isolated, repair_store
+    from rag.config import Settings
+    from rag.ingest import ingest_lock
+    from rag.store import StoreError
+
+    settings = Settings()
     try:
-        store = Store(engine.settings)
         if args.repair:
-            with ingest_lock(engine.settings):
-                if not store.open_readonly():
-                    print("nothing has been ingested yet: nothing to check")
-                    return EXIT_OK
-                store.open_for(engine.embedder)
-                report = repair_store(store, engine.embedder)
+            with ingest_lock(settings):
+                report = repair_store(settings, _engine().embedder)
         else:
-            report = check_store(store, sample=args.sample)
+            report = check_isolated(settings, sample=args.sample)
     except StoreError as exc:
         print(f"problem: {exc}", file=sys.stderr)
         return EXIT_PARTIAL
@@ -149,19 +153,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"repaired: {line}")
     for line in report.problems:
         print(f"problem: {line}", file=sys.stderr)
-    print(report.summary())
+    print(report.summary() if report.files or report.records or report.problems
+          else "nothing has been ingested yet: nothing to check")
     return EXIT_PARTIAL if report.problems else EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    """Remove files; a retry of a delete a killed process left half done finishes it (0)."""
+    from rag.display import display_name
+
     engine = _engine()
     missing = 0
     for name in args.files:
-        removed = engine.delete(name)
+        removed, finished = engine.delete(name)
+        for path in finished:
+            print(f"finished an interrupted delete of {display_name(path)}")
         if removed:
-            print(f"removed {', '.join(removed)}")
-        else:
-            print(f"not in the store: {name}", file=sys.stderr)
+            print(f"removed {', '.join(display_name(p) for p in removed)}")
+        elif not finished:
+            print(f"not in the store: {display_name(name)}", file=sys.stderr)
             missing += 1
     return EXIT_ERROR if missing else EXIT_OK
 

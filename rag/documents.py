@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.display import display_name
+
 TITLE_CHARS = 72
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _cache: dict[tuple[str, int, int], str] = {}
@@ -66,9 +68,12 @@ def _read_title(path: Path) -> str:
 
 
 def document_title(path: str | Path, fallback: str = "") -> str:
-    """The title of the file at ``path`` (cached per size and mtime); ``fallback`` on errors."""
+    """The title of the file at ``path`` (cached per size and mtime); ``fallback`` on errors.
+
+    Shown to people, so on one line of visible characters (``display_name``).
+    """
     p = Path(path)
-    fallback = fallback or p.name
+    fallback = display_name(fallback or p.name)
     try:
         st = p.stat()
     except OSError:
@@ -78,7 +83,7 @@ def document_title(path: str | Path, fallback: str = "") -> str:
         if key in _cache:
             return _cache[key]
     try:
-        title = _read_title(p) or fallback
+        title = display_name(_read_title(p)) or fallback
     except Exception:  # noqa: BLE001 - a title is a nicety: any failure shows the file name
         title = fallback
     with _cache_lock:

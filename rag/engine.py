@@ -91,9 +91,11 @@ class Engine:
         return self._store
 
     def _ready_store(self) -> Any:
-        """The store opened for querying with our embedder (refuses a different one)."""
+        """The store opened for querying with our embedder (refuses a different one, and a
+        damaged vector index: one line saying to repair it, never a crash or "not found")."""
         store = self.store
         if not store.is_open:
+            store.require_sound_index()
             store.open_for(self.embedder)
         store.require_ingested()
         return store
@@ -119,23 +121,28 @@ class Engine:
         self._retriever = None  # background sample changes with the corpus
         return report
 
-    def delete(self, name_or_path: str) -> list[str]:
-        """Remove files from the store by full path or file name; returns removed paths.
+    def delete(self, name_or_path: str) -> tuple[list[str], list[str]]:
+        """Remove files from the store by full path or file name.
 
-        Holds the ingest lock and first finishes what an interrupted run left.
+        Holds the ingest lock and first finishes what an interrupted run left. Returns
+        the paths removed now, and those of this name whose interrupted delete it just
+        finished (a retry after a killed delete: done, not "not in the store").
         """
+        from rag.index_guard import record_sound
         from rag.ingest import ingest_lock
 
         store = self._ready_store()
         removed = []
         with ingest_lock(self.settings):
-            store.recover()
+            finished = [r.path for r in store.recover() if r.op == "delete"
+                        and name_or_path in (r.path, Path(r.path).name)]
             for manifest in store.files():
                 if name_or_path in (manifest.path, manifest.source):
                     store.delete_file(manifest.path)
                     removed.append(manifest.path)
+            record_sound(self.settings)
         self._retriever = None
-        return removed
+        return removed, finished
 
     def status(self) -> dict[str, Any]:
         """The store's typed status as the ``rag status --json`` dict (``problems``: warnings

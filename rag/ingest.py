@@ -32,6 +32,7 @@ from rag.chunking import (
 )
 from rag.config import Settings
 from rag.embedding import Embedder
+from rag.index_guard import record_sound
 from rag.loading import (
     FileReader,
     Limits,
@@ -245,8 +246,9 @@ def ingest_paths(
     report = IngestReport()
     roots = [Path(p).expanduser().resolve() for p in paths]
     with ingest_lock(settings):
+        store.require_sound_index()
         store.open_for(embedder, create=True)
-        report.repaired = store.recover()
+        report.repaired = [str(r) for r in store.recover()]
         files: list[Path] = []
         for item in iter_files(roots):
             if isinstance(item, LoadError):
@@ -267,6 +269,7 @@ def ingest_paths(
             progress(len(files), len(files), "")
         if prune:
             report.pruned = _prune(store, roots, {str(p) for p in files})
+        record_sound(settings)  # our own writes: the next reader need not probe them
     report.seconds = time.perf_counter() - started
     return report
 

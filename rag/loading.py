@@ -73,16 +73,13 @@ class LoadError:
     reason: str
 
     def __str__(self) -> str:
-        return f"skipped {printable_path(self.path)}: {self.reason}"
+        from rag.display import display_name
+
+        return f"skipped {display_name(os.fspath(self.path))}: {self.reason}"
 
 
 class UnreadableDocument(ValueError):
     pass
-
-
-def printable_path(path: str | os.PathLike[str]) -> str:
-    """The path as text that can always be printed: undecodable bytes shown as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def special_file_kind(mode: int) -> str | None:

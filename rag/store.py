@@ -41,6 +41,8 @@ _BATCH = 2000  # records per read
 # a query waited up to 1,301-1,572 ms behind 1,024-record upserts, 444 ms behind 256,
 # 180 ms behind 64, and the whole write took the same time (8.1-10.4 s, noise).
 WRITE_BATCH = 64
+PROBE_NEIGHBOURS = 10  # neighbours a probe asks for: room for a few identical sentences
+NORM_TOLERANCE = 1e-3  # every embedder stores L2-normalised vectors
 T = TypeVar("T")
 
 
@@ -113,6 +115,20 @@ class FileManifest:
 
 
 @dataclass(frozen=True)
+class Recovered:
+    """What ``recover`` did about one operation a killed process left unfinished."""
+
+    path: str
+    op: str  # "add" | "delete": the interrupted operation
+    what: str
+
+    def __str__(self) -> str:
+        from rag.display import display_name
+
+        return f"repaired {display_name(self.path)}: {self.what}"
+
+
+@dataclass(frozen=True)
 class StoreStatus:
     """What ``rag status`` shows; ``problems`` are cheap consistency warnings."""
 
@@ -137,6 +153,27 @@ class Hit:
 
 def path_key(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
+
+
+def damaged_rows(vectors: np.ndarray) -> np.ndarray:
+    """Which stored vectors no embedder wrote: not finite, or not of norm 1 (16 flipped
+    bytes in an index file gave a vector of norm 351.9 that queries still used)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if not len(vectors):
+        return np.zeros(0, dtype=bool)
+    with np.errstate(all="ignore"):
+        norms = np.linalg.norm(vectors, axis=1)
+    return ~np.isfinite(vectors).all(axis=1) | ~(np.abs(norms - 1.0) <= NORM_TOLERANCE)
+
+
+def off_vectors(ids: Sequence[str], vectors: np.ndarray) -> list[str]:
+    """One line per damaged stored vector (see ``damaged_rows``)."""
+    bad = np.flatnonzero(damaged_rows(vectors))
+    with np.errstate(all="ignore"):
+        norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64)[bad], axis=1)
+    return [f"record {ids[i]}: its stored vector is damaged (norm {norm:.4g}; every stored "
+            "vector has norm 1): run 'rag check --repair'" for i, norm in zip(bad, norms,
+                                                                              strict=True)]
 
 
 def chunk_key(path: str, content_hash: str, chunk: int) -> str:
@@ -171,17 +208,22 @@ def damaged_local_store(chroma_dir: str) -> str | None:
     return None
 
 
+def require_undamaged(settings: Settings) -> None:
+    """Raise the one-line StoreError for a local store whose records are lost (see
+    ``damaged_local_store``): only a backup or a new ingest brings them back."""
+    damage = None if settings.chroma.host else damaged_local_store(settings.chroma.dir)
+    if damage:
+        raise StoreError(
+            f"the store is damaged: {damage}; restore it from a backup, or move "
+            f"{settings.chroma.dir} away and run 'rag ingest' again (docs/reliability.md)"
+        )
+
+
 def _client(settings: Settings) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    if not settings.chroma.host:
-        damage = damaged_local_store(settings.chroma.dir)
-        if damage:
-            raise StoreError(
-                f"the store is damaged: {damage}; restore it from a backup, or move "
-                f"{settings.chroma.dir} away and run 'rag ingest' again (docs/reliability.md)"
-            )
+    require_undamaged(settings)
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
         if settings.chroma.host:
@@ -373,8 +415,8 @@ class Store:
         return [f"interrupted {m.get('op')} of {m.get('path')}" for m in got["metadatas"]]
 
     @_guarded
-    def recover(self) -> list[str]:
-        """Finish or roll back what a killed ingest or delete left; one line per repair.
+    def recover(self) -> list[Recovered]:
+        """Finish or roll back what a killed ingest or delete left; one entry per repair.
 
         An interrupted write is finished when all its sentences made it (the journal
         holds the manifest it was about to write), else its partial sentences are
@@ -384,25 +426,25 @@ class Store:
         self.require_ingested()
         if self._journal is None:
             return []
-        lines = []
+        done = []
         for meta in self._journal.get(include=["metadatas"])["metadatas"]:
             op = meta.pop("op", "")
             manifest = FileManifest.from_dict(meta)
             if op == "delete":
                 self._finish_delete(manifest.path)
-                lines.append(f"repaired {manifest.path}: finished an interrupted delete")
+                done.append(Recovered(manifest.path, "delete", "finished an interrupted delete"))
                 continue
             stored = self._sentences.get(
                 where=_path_where(manifest.path, manifest.content_hash), include=[])["ids"]
             if len(stored) == manifest.sentences:
                 self._commit_add(manifest)
-                lines.append(f"repaired {manifest.path}: finished an interrupted ingest")
+                done.append(Recovered(manifest.path, "add", "finished an interrupted ingest"))
             else:
                 self._sentences.delete(where=_path_where(manifest.path, manifest.content_hash))
                 self._end(manifest.path)
-                lines.append(f"repaired {manifest.path}: removed {len(stored)} sentences of "
-                             "an interrupted ingest")
-        return lines
+                done.append(Recovered(manifest.path, "add", f"removed {len(stored)} sentences "
+                                                             "of an interrupted ingest"))
+        return done
 
     # -- reading -------------------------------------------------------------------
     @_guarded
@@ -535,45 +577,79 @@ class Store:
     # -- health and repair -----------------------------------------------------------
     @_guarded
     def status(self) -> StoreStatus:
-        """Files, counts and cheap consistency warnings (no embedder needed)."""
+        """Files, counts and cheap consistency warnings (no embedder needed).
+
+        An index that is not known sound is probed in a child process first; when it
+        is damaged, the sentence collection is not touched here (it could crash us):
+        the counts are the manifest's.
+        """
+        from rag.index_guard import index_problems
+
+        damage = index_problems(self.settings)
         if not self.open_readonly():
-            return StoreStatus(self.location, "", [], 0)
-        files, count = self.files(), self.count()
-        problems = [f"{line}: run 'rag ingest' to finish it" for line in self.pending()]
+            return StoreStatus(self.location, "", [], 0, damage)
+        files = self.files()
         listed = sum(f.sentences for f in files)
+        if damage:
+            return StoreStatus(self.location, self.embedder_name, files, listed, damage)
+        count = self.count()
+        problems = [f"{line}: run 'rag ingest' to finish it" for line in self.pending()]
         if listed != count:
             problems.append(f"the manifest lists {listed} sentences but the store holds {count}: "
                             "run 'rag check'")
         problems += self.probe_index(samples=3)
         return StoreStatus(self.location, self.embedder_name, files, count, problems)
 
+    def require_sound_index(self) -> None:
+        """Raise the one-line StoreError when the vector index is damaged, before any query
+        could crash on it or answer "not found" from an index that lost records."""
+        from rag.index_guard import index_problems
+
+        damage = index_problems(self.settings)
+        if damage:
+            raise StoreError(f"the store {self.location} needs repair: {damage[0]}")
+
     def probe_index(self, samples: int, seed: int = 0) -> list[str]:
-        """Read back a few stored vectors and look each up by itself.
+        """Read back a sample of stored vectors and look each up by itself.
 
         A lost or truncated HNSW segment leaves ``count()`` and the records intact
-        (they live in SQLite) but fails here: reading the vector errors, or the
-        query no longer finds the record (measured with chromadb 1.5.9 on a
-        1,503-sentence store). Identical sentences share a vector, so a hit at
-        distance ~0 counts as found.
+        (they live in SQLite) but fails here: reading a vector errors, a query comes
+        back short, or most sampled records are no longer found (measured with
+        chromadb 1.5.9 on a 1,503-sentence store). One miss alone is not damage:
+        HNSW search is approximate, and a healthy store built in small batches left
+        a record or two of 77 that no query reached, even asking for all 77
+        (tests/test_check.py); so damage is a sample mostly missed. Identical
+        sentences share a vector, so a hit at distance ~0 counts as found. Vectors
+        must also be finite and of norm 1, as every embedder stores them.
         """
         self.require_ingested()
         total = self.count()
         rng = random.Random(seed)
         offsets = sorted({0, total - 1, *(rng.randrange(total) for _ in range(samples))}
                          ) if total else []
-        problems = []
+        k = min(total, PROBE_NEIGHBOURS)
+        problems, missed = [], []
         for offset in offsets:
             try:
                 got = self._sentences.get(limit=1, offset=offset, include=["embeddings"])
-                res = self._sentences.query(query_embeddings=[got["embeddings"][0]],
-                                            n_results=5, include=["distances"])
+                vector = np.asarray(got["embeddings"][0], dtype=np.float32)
+                res = self._sentences.query(query_embeddings=[vector], n_results=k,
+                                            include=["distances"])
             except Exception as exc:  # noqa: BLE001 - Chroma reports index damage as anything
                 return [f"the vector index cannot give back stored vectors ({_one_line(exc)}): "
                         "run 'rag check --repair'"]
+            record = got["ids"][0]
+            problems += off_vectors([record], vector[None, :])
             ids, distances = res["ids"][0], res["distances"][0]
-            if got["ids"][0] not in ids and not (distances and distances[0] < 1e-4):
-                problems.append(f"record {got['ids'][0]} is not found by its own vector: "
-                                "run 'rag check --repair'")
+            if len(ids) < k:
+                return [f"the vector index answers with {len(ids)} of {k} neighbours for a "
+                        f"store of {total} records: it lost records: run 'rag check --repair'"]
+            if record not in ids and not (distances and distances[0] < 1e-4):
+                missed.append(record)
+        if len(missed) > max(1, len(offsets) // 4):
+            problems.append(f"{len(missed)} of {len(offsets)} sampled records are not found by "
+                            f"their own vector (e.g. {missed[0]}): the vector index is damaged: "
+                            "run 'rag check --repair'")
         return problems
 
     def _finish_rebuild(self) -> Any:
@@ -589,8 +665,8 @@ class Store:
         """Copy every sentence record into a fresh collection and swap it in.
 
         The records' text and metadata live in Chroma's SQLite, which survives a
-        damaged HNSW segment; vectors the index still gives back (finite, non-zero)
-        are kept, the others are embedded again from the text with ``embed``.
+        damaged HNSW segment; vectors the index still gives back whole (finite, of
+        norm 1) are kept, the others are embedded again from the text with ``embed``.
         Returns (records copied, records re-embedded).
         """
         self.require_ingested()
@@ -601,10 +677,12 @@ class Store:
             tmp, embedding_function=None, metadata=dict(self._sentences.metadata or {}))
         copied = reembedded = 0
         for page in self.iter_records(with_vectors=False):
-            vectors = self._readable_vectors([r.id for r in page])
+            vectors, lost = self._readable_vectors([r.id for r in page])
             if vectors is None:
-                vectors = np.asarray(embed(page), dtype=np.float32)
-                reembedded += len(page)
+                vectors, lost = np.asarray(embed(page), dtype=np.float32), list(range(len(page)))
+            elif lost:
+                vectors[lost] = np.asarray(embed([page[i] for i in lost]), dtype=np.float32)
+            reembedded += len(lost)
             fresh.add(ids=[r.id for r in page], embeddings=vectors,
                       documents=[r.text for r in page],
                       metadatas=[r.meta.as_dict() for r in page])
@@ -614,10 +692,11 @@ class Store:
         self._sentences = self._get(name, None, create=False)
         return copied, reembedded
 
-    def _readable_vectors(self, ids: list[str]) -> np.ndarray | None:
+    def _readable_vectors(self, ids: list[str]) -> tuple[np.ndarray | None, list[int]]:
+        """The vectors of ``ids`` as the index gives them back (None when it cannot), and
+        the positions of the damaged ones (see ``damaged_rows``), to embed again."""
         try:
             vectors = self.vectors_of(ids)
         except StoreError:
-            return None
-        norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.ones(0)
-        return vectors if np.isfinite(vectors).all() and (norms > 1e-6).all() else None
+            return None, list(range(len(ids)))
+        return vectors, [int(i) for i in np.flatnonzero(damaged_rows(vectors))]

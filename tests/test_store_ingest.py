@@ -64,8 +64,8 @@ def test_status_reports_files_chunks_languages(sample_engine: Engine) -> None:
 
 
 def test_delete_by_file_name(sample_engine: Engine) -> None:
-    removed = sample_engine.delete("003_f0b8fe8fdb47aa20.txt")
-    assert len(removed) == 1
+    removed, finished = sample_engine.delete("003_f0b8fe8fdb47aa20.txt")
+    assert len(removed) == 1 and finished == []
     answer = sample_engine.ask("What did Russia demand about 1997?")
     assert "003_f0b8fe8fdb47aa20.txt" not in {p.source for p in answer.retrieved}
 

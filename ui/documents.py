@@ -19,10 +19,19 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 from rag.ui.live_engine import LiveEngine
-from rag.ui.render import documents_html, esc, header_html, plural, progress_html, report_html
+from rag.ui.render import (
+    documents_html,
+    esc,
+    esc_name,
+    header_html,
+    plural,
+    progress_html,
+    report_html,
+)
 from rag.ui.uploads import ALLOWED_SUFFIXES, Quota, discard_temp, vet_uploads
 
 from rag.config import DEFAULT_CORPUS
+from rag.display import display_name
 from rag.documents import DocumentInfo, describe
 
 log = logging.getLogger(__name__)
@@ -72,8 +81,8 @@ def _choices(docs: list[DocumentInfo]) -> list[tuple[str, str]]:
     an upload never takes a same-named sample file with it."""
     names = [d.source for d in docs]
     return sorted(
-        (d.source if names.count(d.source) == 1 else f"{d.source} ({Path(d.path).parent.name})",
-         d.path) for d in docs)
+        (display_name(d.source if names.count(d.source) == 1
+                      else f"{d.source} ({Path(d.path).parent.name})"), d.path) for d in docs)
 
 
 def _ingest_events(live: LiveEngine, paths: list[Path]) -> Iterator[Any]:
@@ -118,15 +127,18 @@ class Documents:
 
     def _result_lines(self, report: Any) -> tuple[list[str], list[str]]:
         chunks = {d.path: d.chunks for d in self.listing()}
-        lines = [f"Added {Path(p).name}: {plural(chunks.get(str(p), 0), 'passage')}"
+
+        def name(path: Any) -> str:
+            return display_name(Path(path).name)
+
+        lines = [f"Added {name(p)}: {plural(chunks.get(str(p), 0), 'passage')}"
                  for p in report.added]
-        lines += [f"Updated {Path(p).name}: {plural(chunks.get(str(p), 0), 'passage')}"
+        lines += [f"Updated {name(p)}: {plural(chunks.get(str(p), 0), 'passage')}"
                   for p in report.updated]
-        lines += [f"{Path(p).name} was already added and has not changed"
-                  for p in report.unchanged]
+        lines += [f"{name(p)} was already added and has not changed" for p in report.unchanged]
         errors = []
         for err in report.errors:
-            errors.append(f"{Path(err.path).name} was not added: {self.redact(err.reason)}")
+            errors.append(f"{name(err.path)} was not added: {self.redact(err.reason)}")
             if Path(err.path).resolve().parent == self.uploads_dir.resolve():
                 Path(err.path).unlink(missing_ok=True)
         return lines, errors
@@ -180,8 +192,9 @@ class Documents:
             return report_html([], ["That document is no longer in the list"]), \
                 gr.Column(visible=False), ""
         sample = Path(path).resolve().parent == DEFAULT_CORPUS.resolve()
-        text = (f"Remove “{esc(doc.title)}” (<span class='rag-file'>{esc(doc.source)}</span>)? "
-                "Its passages will no longer be used for answers.")
+        text = (f"Remove “{esc(doc.title)}” "
+                f"(<span class='rag-file'>{esc_name(doc.source)}</span>)? Its passages will no "
+                "longer be used for answers.")
         if sample:
             text += " It is one of the sample documents that came with the app."
         return "", gr.Column(visible=True), f"<div>{text}</div>"
@@ -190,10 +203,10 @@ class Documents:
         hidden = gr.Column(visible=False)
         if not path:
             return report_html([], ["Choose a document to remove first"]), hidden, *self.refresh()
-        name = Path(path).name
+        name = display_name(Path(path).name)
         try:
             with self.live.writing() as engine:
-                removed = engine.delete(path)
+                removed, finished = engine.delete(path)
         except Exception as exc:  # noqa: BLE001 - one line for the person, trace in the log
             log.exception("delete failed")
             return report_html([], [f"{name} could not be removed: {self.redact(exc)}"]), \
@@ -201,7 +214,8 @@ class Documents:
         for gone in removed:  # drop our own copy of an uploaded file, never anything else
             if Path(gone).resolve().parent == self.uploads_dir.resolve():
                 Path(gone).unlink(missing_ok=True)
-        line = f"Removed {name}" if removed else f"{name} was not in the list any more"
+        line = (f"Removed {name}" if removed or finished
+                else f"{name} was not in the list any more")
         return report_html([line]), hidden, *self.refresh()
 
     def wire(self, panel: DocumentsPanel, header: gr.HTML) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.display import display_name
+
 log = logging.getLogger(__name__)
 EXAMPLES_FILE = "examples.json"
 MAX_EXAMPLES = 6
@@ -52,7 +54,7 @@ def load_examples(folders: Iterable[str | Path]) -> list[Example]:
         try:
             examples = _parse(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
-            log.warning("ignoring %s: %s", path, exc)
+            log.warning("ignoring %s: %s", display_name(str(path)), exc)
             continue
         for ex in examples:
             if ex.question not in seen:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rag.answering.claims import with_marker
+from rag.display import display_name
 from rag.documents import DocumentInfo
 from rag.markers import group_numbers, replace_markers
 from rag.types import Answer
@@ -37,6 +38,11 @@ def esc(text: object) -> str:
     """Escape text for HTML and turn line breaks into ``<br>`` (no blank lines survive)."""
     escaped = html.escape(str(text), quote=True)
     return re.sub(r"\r\n|\r|\n", "<br>", escaped)
+
+
+def esc_name(name: str) -> str:
+    """A file name for the page: one line of visible characters, HTML-escaped."""
+    return esc(display_name(name))
 
 
 def attr(text: object) -> str:
@@ -113,7 +119,7 @@ def answer_record(answer: Answer, titles: Mapping[str, str]) -> dict[str, Any]:
     record = answer.to_dict()
     record.pop("retrieved", None)  # not shown; keeps what the browser stores small
     record["citations"] = [
-        {**d, "title": titles.get(c.source, c.source), "language": c.language,
+        {**d, "title": titles.get(c.source) or display_name(c.source), "language": c.language,
          "passage": c.passage_text}
         for c, d in zip(answer.citations, record["citations"], strict=True)
     ]
@@ -124,12 +130,12 @@ def citation_html(c: Mapping[str, Any]) -> str:
     """One source: title, file, language, strength and quote visible; the passage on demand."""
     n, score = int(c.get("n") or 0), float(c.get("score") or 0.0)
     source = str(c.get("source") or "")
-    title = str(c.get("title") or source)
+    title = str(c.get("title") or display_name(source))
     quote = str(c.get("text") or "")
     return (
         f'<details class="rag-source" data-n="{n}">'
         f'<summary><span class="rag-n">[{n}]</span> <span class="rag-title">{esc(title)}</span>'
-        f'<span class="rag-meta"><span class="rag-file">{esc(source)}</span> · '
+        f'<span class="rag-meta"><span class="rag-file">{esc_name(source)}</span> · '
         f'<span class="rag-lang">{esc(language_name(c.get("language")))}</span> · '
         f'<span class="rag-strength" title="similarity score {score:.2f}">'
         f"{strength(score)}</span></span>"
@@ -146,7 +152,8 @@ def copy_text(record: Mapping[str, Any]) -> str:
     cites = record.get("citations") or []
     if cites:
         lines.append("")
-        lines += [f"[{c.get('n')}] {c.get('title') or c.get('source')} ({c.get('source')})"
+        lines += [f"[{c.get('n')}] {c.get('title') or display_name(str(c.get('source')))} "
+                  f"({display_name(str(c.get('source')))})"
                   for c in cites]
     return "\n".join(lines)
 
@@ -254,7 +261,7 @@ def _languages(docs: Sequence[DocumentInfo]) -> str:
 
 def _doc_item(d: DocumentInfo) -> str:
     return (f'<li class="rag-doc"><span class="rag-doc-title">{esc(d.title)}</span>'
-            f'<span class="rag-doc-meta"><span class="rag-file">{esc(d.source)}</span> · '
+            f'<span class="rag-doc-meta"><span class="rag-file">{esc_name(d.source)}</span> · '
             f"{esc(language_name(d.language))} · {human_size(d.size_bytes)} · "
             f"{plural(d.chunks, 'passage')}</span></li>")
 
