@@ -26,9 +26,10 @@ from rag.ui.chat import (
 from rag.ui.documents import Documents, documents_panel
 from rag.ui.examples import load_examples
 from rag.ui.live_engine import LiveEngine
-from rag.ui.login import SlowLogin
+from rag.ui.login import ClientAddress, SlowLogin
 from rag.ui.query_first import QueryFirst
 from rag.ui.uploads import Quota
+from starlette.middleware import Middleware
 
 from rag import errors
 from rag.config import DEFAULT_CORPUS, Settings
@@ -147,7 +148,8 @@ def build_app(engine: Engine | LiveEngine, quota: Quota | None = None) -> gr.Blo
 
 
 def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch``: binding, login, upload limit, look."""
+    """Keyword arguments for ``Blocks.launch``: binding, login (slowed per client
+    address), upload limit, look."""
     password = settings.ui.password.get_secret_value()
     auth = SlowLogin(settings.ui.user, password).check if settings.ui.user and password \
         else None
@@ -160,6 +162,7 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "enable_monitoring": False, "mcp_server": False, "pwa": False,
         # bounds the per-session state that every API caller without a session adds
         "state_session_capacity": settings.ui.max_sessions,
+        "app_kwargs": {"middleware": [Middleware(ClientAddress)]},
     }
 
 
@@ -199,5 +202,6 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     app.queue(default_concurrency_limit=1)
     from rag.openai_api import api_routes  # /v1/chat/completions, /v1/models: same port
 
-    app.launch(**options, app_kwargs={"routes": api_routes(live, settings, host)})
+    options["app_kwargs"]["routes"] = api_routes(live, settings, host)
+    app.launch(**options)
     return 0
