@@ -10,7 +10,9 @@ keep their own grounding rules.
 The answer text carries its ``[n]`` markers; the citations travel in an extra ``rag``
 object (on the response, or on the last chunk of a stream) that OpenAI clients ignore.
 Plain Starlette routes rather than FastAPI models: every malformed body must get a 400
-with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list.
+with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list. The
+body is capped by Starlette while it is read (``max_body_size``): a 413 before an
+oversize body is buffered.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -191,7 +194,8 @@ class OpenAIApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.models, methods=["GET"]),
-            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/chat/completions", self.chat, methods=["POST"],
+                  max_body_size=MAX_BODY_BYTES),
         ]
 
     def model_ids(self) -> dict[str, str | None]:
@@ -225,9 +229,7 @@ class OpenAIApi:
     async def chat(self, request: Request) -> Response:
         try:
             self._authorize(request)
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                raise ApiError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+            body = await request.body()  # Starlette stops an oversize body with a 413
             models = self.model_ids()
             req = parse_request(body, models)
             answerer = models[req.model]
@@ -245,6 +247,8 @@ class OpenAIApi:
             return exc.response()
         except QuestionError as exc:
             return ApiError(400, self._one_line(exc), code="invalid_question").response()
+        except HTTPException:
+            raise  # the body limit's 413, answered by Starlette
         except Exception as exc:  # never a stack trace to the client; the log has it
             log.exception("answering an API request failed")
             return ApiError(500, f"could not answer: {self._one_line(exc)}",

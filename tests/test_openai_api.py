@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from rag.openai_api import OpenAIApi, closing_text, conversation
-from tests.processes import clean_env
+from tests.processes import clean_env, post_body
 from tests.ui_helpers import running_app
 
 KEY = "sk-rag-test-key-123"
@@ -63,6 +63,29 @@ def test_streaming_sends_chunks_then_citations(base_url: str) -> None:
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].model_extra["rag"]["citations"][0]["source"] == EXPECTED
+
+
+ROUTES = {  # path, headers, and what goes around the filler so the body would parse
+    "/v1/chat/completions": ({"Authorization": f"Bearer {KEY}",
+                              "Content-Type": "application/json"},
+                             b'{"messages": [{"role": "user", "content": "', b'"}]}'),
+    "/gradio_api/queue/join": ({"Content-Type": "application/json"}, b'{"data": ["',
+                               b'"], "fn_index": 0}'),
+}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("path", list(ROUTES))
+def test_an_oversize_body_is_refused_while_it_is_read(base_url: str, path: str,
+                                                      chunked: bool) -> None:
+    """Found by a hostile tester: a 300 MB POST got its 413 only once buffered (254 -> 864
+    MB resident). Now the length header, or the count of chunks as they arrive, stops it
+    (the memory figures: scripts/body_limits.py)."""
+    headers, head, tail = ROUTES[path]
+    port = int(base_url.split(":")[-1].split("/")[0])
+    status, sent = post_body(port, path, headers, 50_000_000, chunked, head, tail)
+    assert status.startswith("HTTP/1.1 413"), status
+    assert sent < 50_000_000  # answered before the body was all sent
 
 
 def test_follow_up_uses_the_conversation(base_url: str) -> None:

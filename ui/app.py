@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 from rag.ui.assets import CSS, page_js
+from rag.ui.body_limits import BodyLimits
 from rag.ui.chat import (
     ASK_CONCURRENCY,
     ASK_QUEUE,
@@ -149,7 +150,7 @@ def build_app(engine: Engine | LiveEngine, quota: Quota | None = None) -> gr.Blo
 
 def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``: binding, login (slowed per client
-    address), upload limit, look."""
+    address), upload and request body limits, look."""
     password = settings.ui.password.get_secret_value()
     auth = SlowLogin(settings.ui.user, password).check if settings.ui.user and password \
         else None
@@ -162,7 +163,7 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "enable_monitoring": False, "mcp_server": False, "pwa": False,
         # bounds the per-session state that every API caller without a session adds
         "state_session_capacity": settings.ui.max_sessions,
-        "app_kwargs": {"middleware": [Middleware(ClientAddress)]},
+        "app_kwargs": {"middleware": [Middleware(ClientAddress), Middleware(BodyLimits)]},
     }
 
 
