@@ -276,7 +276,7 @@ class Engine:
     def _fall_back(self, turn: Turn, reason: str) -> Generator[str, None, Answer]:
         draft = self.answerer("extractive").draft(turn.standalone, turn.retrieval.passages)
         draft = replace(draft, answerer="extractive (fallback)")
-        yield draft.text
+        yield from draft.text.splitlines(keepends=True)
         return self._finish(turn, draft, fallback=reason)
 
     def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None) -> Answer:
