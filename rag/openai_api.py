@@ -17,7 +17,6 @@ oversize body is buffered.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from rag.api_access import ApiAccess
 from rag.config import Settings
 from rag.engine import Engine, QuestionError
 from rag.errors import one_line, redact
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 MODEL = "rag"  # the configured answerer; "rag:NAME" picks one of engine.answerer_names()
 MAX_BODY_BYTES = 1_000_000
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ApiError(Exception):
@@ -179,8 +178,7 @@ class OpenAIApi:
     def __init__(self, engine: Any, api_key: str = "", login_required: bool = False,
                  secrets: Sequence[str] = ()) -> None:
         self.source = engine
-        self.api_key = api_key
-        self.login_required = login_required
+        self.access = ApiAccess(api_key, login_required)
         self._secrets = [s for s in (*secrets, api_key) if s]
 
     def redact(self, text: str) -> str:
@@ -204,16 +202,10 @@ class OpenAIApi:
         return {MODEL: None, **{f"{MODEL}:{n}": n for n in names}}
 
     def _authorize(self, request: Request) -> None:
-        if not self.api_key:
-            if self.login_required:
-                raise ApiError(401, "the chat page requires a login: set RAG_API_KEY on the "
-                                    "server to use the API", "authentication_error")
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                token.strip().encode(), self.api_key.encode()):
-            raise ApiError(401, "invalid or missing API key (Authorization: Bearer ...)",
-                           "authentication_error", "invalid_api_key")
+        reason = self.access.refusal(request.headers)
+        if reason:
+            raise ApiError(401, reason, "authentication_error",
+                           "invalid_api_key" if self.access.key else None)
 
     async def models(self, request: Request) -> Response:
         try:
@@ -307,17 +299,9 @@ class OpenAIApi:
 def api_routes(engine: Any, settings: Settings, host: str) -> list[Route]:
     """The routes for ``rag serve`` (key from ``RAG_API_KEY``), with a line on how they are
     protected."""
-    api_key = settings.api.key.get_secret_value().strip()
-    login = bool(settings.ui.user and settings.ui.password.get_secret_value())
-    api = OpenAIApi(engine, api_key, login_required=login, secrets=settings.secrets())
-    if api_key:
-        note = "needs the key in RAG_API_KEY"
-    elif login:
-        note = "is closed until RAG_API_KEY is set, since the chat page requires a login"
-    else:
-        note = "is open to anyone who can reach this port (set RAG_API_KEY to require a key)"
-        if host not in LOOPBACK:
-            note = f"on {host} " + note
-    print(f"OpenAI-compatible API at /v1 (models: {', '.join(api.model_ids())}) {note}.",
-          flush=True)
+    access = ApiAccess.from_settings(settings)
+    api = OpenAIApi(engine, access.key, login_required=access.login_required,
+                    secrets=settings.secrets())
+    print(f"OpenAI-compatible API at /v1 (models: {', '.join(api.model_ids())}) "
+          f"{access.note(host)}.", flush=True)
     return api.routes()
