@@ -7,8 +7,12 @@ the conversation, passed to the engine as ``history`` exactly as the chat page d
 follow-ups are condensed the same way. System messages are ignored: the answerers
 keep their own grounding rules.
 
-The answer text carries its ``[n]`` markers; the citations travel in an extra ``rag``
-object (on the response, or on the last chunk of a stream) that OpenAI clients ignore.
+The answer text carries its ``[n]`` markers; the citations travel twice: as OpenAI
+``url_citation`` annotations (``message.annotations``, or ``delta.annotations`` in a
+stream), which clients such as Open WebUI show as sources, each spanning its ``[n]``
+and linking to the passage in the app; and in an extra ``rag`` object (on the
+response, or on the last chunk of a stream) with scores and languages, which OpenAI
+clients ignore. A stream sends the text in the pieces the answerer produces.
 Plain Starlette routes rather than FastAPI models: every malformed body must get a 400
 with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list. The
 body is capped by Starlette while it is read (``max_body_size``): a 413 before an
@@ -33,15 +37,19 @@ from starlette.routing import Route
 
 from rag.api_access import ApiAccess
 from rag.config import Settings
-from rag.engine import Engine, QuestionError
+from rag.documents import document_title
+from rag.engine import Engine, QuestionError, current
 from rag.errors import one_line, redact
-from rag.types import Answer
+from rag.markers import MARKER, group_numbers
+from rag.types import Answer, Passage
 
 log = logging.getLogger(__name__)
 
 MODEL = "rag"  # the configured answerer; "rag:NAME" picks one of engine.answerer_names()
 MAX_BODY_BYTES = 1_000_000
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# (the request's base URL, a cited passage, its quote) -> a link that opens the passage
+PassageLink = Callable[[str, Passage, str], str]
 
 
 class ApiError(Exception):
@@ -166,6 +174,31 @@ def closing_text(streamed: str, final: str) -> str:
     return "\n\n" + final
 
 
+def url_citations(answer: Answer, content: str, base_url: str,
+                  link: PassageLink) -> list[dict[str, Any]]:
+    """An OpenAI ``url_citation`` per citation: its document's title and file, a link to
+    its passage, and the span of its first ``[n]`` in ``content`` (``content[start:end]``
+    is the marker). ``content`` is what the client received, which ends with the final
+    answer (a stream may have sent an LLM's text before it), so markers are looked for
+    from there on."""
+    passages = {p.n: p for p in answer.retrieved}
+    quotes = {c.n: c.text for c in answer.citations if c.n in passages}
+    start = max(content.rfind(answer.answer.strip()), 0)
+    out: list[dict[str, Any]] = []
+    for match in MARKER.finditer(content, start):
+        for n in group_numbers(match.group("body")):
+            if n not in quotes:
+                continue
+            passage, quote = passages[n], quotes.pop(n)
+            title = document_title(passage.path, passage.source)
+            out.append({"type": "url_citation", "url_citation": {
+                "start_index": match.start("open"), "end_index": match.end(),
+                "title": passage.source if title == passage.source
+                else f"{title} ({passage.source})",
+                "url": link(base_url, passage, quote)}})
+    return out
+
+
 class OpenAIApi:
     """The routes, bound to one engine; ``api_key`` empty means no key is asked for.
 
@@ -173,12 +206,15 @@ class OpenAIApi:
     refuses every call, so it never opens a way around the login. ``engine``: an
     ``Engine``, or anything with ``fresh() -> Engine`` (the app's live engine, reopened
     when another process changed the store), asked for the current engine per request.
+    ``link``: builds each citation's URL (the app's passage page); without it the
+    answers carry no ``url_citation`` annotations.
     """
 
     def __init__(self, engine: Any, api_key: str = "", login_required: bool = False,
-                 secrets: Sequence[str] = ()) -> None:
+                 secrets: Sequence[str] = (), link: PassageLink | None = None) -> None:
         self.source = engine
         self.access = ApiAccess(api_key, login_required)
+        self.link = link
         self._secrets = [s for s in (*secrets, api_key) if s]
 
     def redact(self, text: str) -> str:
@@ -186,8 +222,7 @@ class OpenAIApi:
 
     @property
     def engine(self) -> Engine:
-        fresh = getattr(self.source, "fresh", None)
-        return fresh() if callable(fresh) else self.source
+        return current(self.source)
 
     def routes(self) -> list[Route]:
         return [
@@ -226,15 +261,16 @@ class OpenAIApi:
             req = parse_request(body, models)
             answerer = models[req.model]
             engine = await run_in_threadpool(getattr, self, "engine")  # may reopen the store
+            base_url = str(request.base_url)
             if req.stream:
                 events = engine.ask_stream(req.question, req.top_k, answerer, req.history)
                 first = await run_in_threadpool(self._first, events)
-                return StreamingResponse(self._sse(req.model, first, events),
+                return StreamingResponse(self._sse(req.model, first, events, base_url),
                                          media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
             answer = await run_in_threadpool(
                 engine.ask, req.question, req.top_k, answerer, req.history)
-            return JSONResponse(self._completion(req.model, answer))
+            return JSONResponse(self._completion(req.model, answer, base_url))
         except ApiError as exc:
             return exc.response()
         except QuestionError as exc:
@@ -249,27 +285,34 @@ class OpenAIApi:
     def _one_line(self, exc: BaseException) -> str:
         return one_line(exc, self._secrets)
 
+    def _annotations(self, answer: Answer, content: str, base_url: str) -> list[dict[str, Any]]:
+        return url_citations(answer, content, base_url, self.link) if self.link else []
+
     @staticmethod
     def _first(events: Iterator[str | Answer]) -> str | Answer | None:
         """The first event, computed before the response starts so early errors get a status."""
         return next(events, None)
 
-    def _completion(self, model: str, answer: Answer) -> dict[str, Any]:
+    def _completion(self, model: str, answer: Answer, base_url: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.answer}
+        annotations = self._annotations(answer, answer.answer, base_url)
+        if annotations:
+            message["annotations"] = annotations
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
             "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": answer.answer}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
             "rag": rag_field(answer, self.redact),
         }
 
     def _sse(self, model: str, first: str | Answer | None,
-             events: Iterator[str | Answer]) -> Iterator[str]:
-        """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``."""
+             events: Iterator[str | Answer], base_url: str) -> Iterator[str]:
+        """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``: the
+        text as the answerer produces it, then the annotations, then the ``rag`` object."""
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
 
-        def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                     **extra}
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -286,7 +329,11 @@ class OpenAIApi:
                 raise RuntimeError("the engine returned no answer")
             rest = closing_text("".join(streamed), event.answer)
             if rest:
+                streamed.append(rest)
                 yield chunk({"content": rest})
+            annotations = self._annotations(event, "".join(streamed), base_url)
+            if annotations:
+                yield chunk({"annotations": annotations})
             yield chunk({}, "stop", rag=rag_field(event, self.redact))
         except Exception as exc:  # the status is sent already: report in OpenAI's way
             log.exception("streaming an API answer failed")
@@ -296,12 +343,13 @@ class OpenAIApi:
         yield "data: [DONE]\n\n"
 
 
-def api_routes(engine: Any, settings: Settings, host: str) -> list[Route]:
+def api_routes(engine: Any, settings: Settings, host: str,
+               link: PassageLink | None = None) -> list[Route]:
     """The routes for ``rag serve`` (key from ``RAG_API_KEY``), with a line on how they are
     protected."""
     access = ApiAccess.from_settings(settings)
     api = OpenAIApi(engine, access.key, login_required=access.login_required,
-                    secrets=settings.secrets())
+                    secrets=settings.secrets(), link=link)
     print(f"OpenAI-compatible API at /v1 (models: {', '.join(api.model_ids())}) "
           f"{access.note(host)}.", flush=True)
     return api.routes()

@@ -3,6 +3,7 @@ against a real ``rag serve`` subprocess (real store, real e5 model, real HTTP)."
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from rag.openai_api import OpenAIApi, closing_text, conversation
+from rag.openai_api import OpenAIApi, closing_text, conversation, url_citations
+from rag.types import Answer, Citation, Passage
 from tests.processes import clean_env, post_body
 from tests.ui_helpers import running_app
 
@@ -65,6 +67,28 @@ def test_streaming_sends_chunks_then_citations(base_url: str) -> None:
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].model_extra["rag"]["citations"][0]["source"] == EXPECTED
+    annotations = [a for c in chunks for a in (c.choices[0].delta.model_extra or {}).get(
+        "annotations") or []]
+    assert annotations and annotations[0]["type"] == "url_citation"
+    cited = annotations[0]["url_citation"]
+    assert text[cited["start_index"]:cited["end_index"]] == "[1]"
+    assert EXPECTED in cited["title"]
+
+
+def test_citations_are_url_citation_annotations_opening_the_passage(base_url: str) -> None:
+    """What Open WebUI shows as sources: title and file, the [n] span, a link that opens
+    the passage in the app with the quoted sentence marked."""
+    reply = client(base_url).chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": QUESTION}])
+    message = reply.choices[0].message
+    annotation = message.annotations[0].url_citation
+    assert message.content[annotation.start_index:annotation.end_index] == "[1]"
+    assert annotation.title.endswith(f"({EXPECTED})") and len(annotation.title) > len(EXPECTED) + 3
+    assert annotation.url.startswith(base_url.removesuffix("v1"))
+    page = httpx.get(annotation.url, timeout=60)
+    quote = reply.model_extra["rag"]["citations"][0]["quote"]
+    assert page.status_code == 200 and EXPECTED in page.text
+    assert f"<mark>{html.escape(quote)}</mark>" in page.text
 
 
 ROUTES = {  # path, headers, and what goes around the filler so the body would parse
@@ -188,3 +212,20 @@ def test_closing_text_appends_only_what_the_client_lacks() -> None:
     assert closing_text("", "Not found.") == "Not found."  # a decline streams nothing first
     assert closing_text("LLM text. Quoted [1]", "Quoted [1]") == ""  # fallback already sent
     assert closing_text("Answer [1][9]", "Answer [1]") == "\n\nAnswer [1]"
+
+
+def test_url_citations_span_the_markers_of_the_final_answer_only() -> None:
+    """A stream may carry an LLM's text before the final answer; the spans point into the
+    final answer (what the client shows last), one per citation, first marker each."""
+    passages = [Passage(n, f"c{n}", f"doc{n}.txt", f"/gone/doc{n}.txt", "text", 0.9)
+                for n in (1, 2)]
+    citations = [Citation(1, "doc1.txt", "a", 0.9), Citation(2, "doc2.txt", "b", 0.9)]
+    answer = Answer(question="q", answer="Quoted: “a” [1] “b” [1, 2]", answerer="extractive",
+                    declined=False, retrieved=passages, citations=citations)
+    content = "LLM text [2]" + closing_text("LLM text [2]", answer.answer)
+    links = url_citations(answer, content, "http://app/", lambda base, p, q: f"{base}{p.n}/{q}")
+    spans = [(a["url_citation"]["start_index"], a["url_citation"]["end_index"]) for a in links]
+    assert [content[s:e] for s, e in spans] == ["[1]", "[1, 2]"]
+    assert min(spans)[0] > content.index("LLM text [2]") + len("LLM text [2]")
+    assert [a["url_citation"]["url"] for a in links] == ["http://app/1/a", "http://app/2/b"]
+    assert [a["url_citation"]["title"] for a in links] == ["doc1.txt", "doc2.txt"]

@@ -274,6 +274,19 @@ def test_failed_logins_are_counted_per_client_address() -> None:
     assert login.failures("10.0.0.9") == 0 and login.failures("10.0.0.2") == 1
 
 
+def test_passage_page_marks_only_what_the_passage_holds_as_text() -> None:
+    """A link's quote comes from the URL: it is marked where the passage holds it and
+    never shown otherwise; document text stays text."""
+    from rag.ui.passage_page import marked
+
+    text = f"{HOSTILE} The treaty was signed in 1997."
+    page = marked(text, "The treaty was  signed in 1997.")
+    assert page.endswith("<mark>The treaty was signed in 1997.</mark>")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    crafted = marked(text, "The treaty was never signed.")
+    assert "<mark>" not in crafted and "never" not in crafted
+
+
 def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
     sample_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

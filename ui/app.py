@@ -28,6 +28,7 @@ from rag.ui.documents import Documents, documents_panel
 from rag.ui.examples import load_examples
 from rag.ui.live_engine import LiveEngine
 from rag.ui.login import ClientAddress, SlowLogin
+from rag.ui.passage_page import PassagePage, passage_url
 from rag.ui.query_first import QueryFirst
 from rag.ui.uploads import Quota
 from starlette.middleware import Middleware
@@ -203,6 +204,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     app.queue(default_concurrency_limit=1)
     from rag.openai_api import api_routes  # /v1/chat/completions, /v1/models: same port
 
-    options["app_kwargs"]["routes"] = api_routes(live, settings, host)
+    options["app_kwargs"]["routes"] = [*api_routes(live, settings, host, link=passage_url),
+                                       *PassagePage(live).routes()]
     app.launch(**options)
     return 0
