@@ -95,6 +95,9 @@ ROUTES = {  # path, headers, and what goes around the filler so the body would p
     "/v1/chat/completions": ({"Authorization": f"Bearer {KEY}",
                               "Content-Type": "application/json"},
                              b'{"messages": [{"role": "user", "content": "', b'"}]}'),
+    "/mcp": ({"Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
+              "Accept": "application/json, text/event-stream"},
+             b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "', b'"}}'),
     "/gradio_api/queue/join": ({"Content-Type": "application/json"}, b'{"data": ["',
                                b'"], "fn_index": 0}'),
 }

@@ -199,12 +199,15 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     if host not in LOOPBACK and not options["auth"]:
         print(f"Warning: serving on {host} without a login (set RAG_UI_USER/RAG_UI_PASSWORD).",
               flush=True)
-    live = LiveEngine(engine)  # one live engine for the page and the /v1 API
+    live = LiveEngine(engine)  # one live engine for the page, /v1 and /mcp
     app = build_app(live)
     app.queue(default_concurrency_limit=1)
+    from rag.mcp_server import http_routes
     from rag.openai_api import api_routes  # /v1/chat/completions, /v1/models: same port
 
-    options["app_kwargs"]["routes"] = [*api_routes(live, settings, host, link=passage_url),
-                                       *PassagePage(live).routes()]
+    mcp_routes, mcp_lifespan = http_routes(live, settings, host)
+    routes = [*api_routes(live, settings, host, link=passage_url), *mcp_routes,
+              *PassagePage(live).routes()]
+    options["app_kwargs"].update(routes=routes, lifespan=mcp_lifespan)
     app.launch(**options)
     return 0
