@@ -133,7 +133,7 @@ def test_login_without_key_keeps_mcp_closed_and_passage_links_behind_the_login(
                                  "Authorization": "Bearer anything"})
         assert mcp.status_code == 401 and "RAG_API_KEY" in mcp.json()["error_description"]
         assert http.get(f"{url}v1/models").status_code == 401
-        link = f"{url}passage/{passage.chunk_id}"
+        link = f"{url}passage/{passage.chunk_id}/{EXPECTED}"
         quote = answer.citations[0].text
         assert http.get(link, params={"q": quote}).status_code == 401
         assert http.post(f"{url}login", data={"username": "ana", "password": "s3cret-pw"}
@@ -142,7 +142,9 @@ def test_login_without_key_keeps_mcp_closed_and_passage_links_behind_the_login(
         assert page.status_code == 200 and EXPECTED in page.text
         assert f"<mark>{html.escape(quote)}</mark>" in page.text
         assert "default-src 'none'" in page.headers["content-security-policy"]
-        assert http.get(f"{url}passage/{passage.chunk_id[:-1]}9999").status_code == 404
+        for gone in (f"{passage.chunk_id[:-1]}9999/{EXPECTED}", f"{passage.chunk_id}/other.txt",
+                     f"..%2F..%2Fetc%2Fpasswd/{EXPECTED}"):
+            assert http.get(f"{url}passage/{gone}").status_code == 404
 
 
 def _tool_descriptions(settings: Settings) -> dict[str, str]:

@@ -84,7 +84,8 @@ def test_citations_are_url_citation_annotations_opening_the_passage(base_url: st
     annotation = message.annotations[0].url_citation
     assert message.content[annotation.start_index:annotation.end_index] == "[1]"
     assert annotation.title.endswith(f"({EXPECTED})") and len(annotation.title) > len(EXPECTED) + 3
-    assert annotation.url.startswith(base_url.removesuffix("v1"))
+    assert annotation.url.startswith(base_url.removesuffix("v1") + "passage/")
+    assert annotation.url.split("?")[0].endswith(f"/{EXPECTED}")  # readable in a list
     page = httpx.get(annotation.url, timeout=60)
     quote = reply.model_extra["rag"]["citations"][0]["quote"]
     assert page.status_code == 200 and EXPECTED in page.text

@@ -7,8 +7,9 @@ only text from the store is shown, found by its chunk id (never a file read by a
 from the URL: stored uploads and the documents' folders stay unserved, and no path is
 shown); document text is escaped, never HTML, and the page forbids every script. The
 quote from the link is marked only where the passage holds it, so a crafted link
-cannot put words in a document's mouth. A link to a file version that has since been
-edited or removed answers 404.
+cannot put words in a document's mouth. The file name in the link is there for people
+reading it (Open WebUI lists sources by URL) and must match. A link to a file version
+that has since been edited or removed answers 404.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from rag.documents import document_title
 from rag.engine import current
 from rag.types import Passage
 
-PATH = "/passage/{chunk_id}"
+PATH = "/passage/{chunk_id}/{name}"
 CHUNK_ID = re.compile(r"[0-9a-f]{16}:[0-9a-f]{1,64}:\d{1,9}")  # rag.store.chunk_key's shape
 HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
@@ -42,7 +43,8 @@ mark { padding: 0 .1em; }"""
 
 def passage_url(base_url: str, passage: Passage, quote: str) -> str:
     """The link that opens ``passage`` with ``quote`` marked (``base_url``: the app's root)."""
-    path = PATH.format(chunk_id=url_quote(passage.chunk_id, safe=":"))
+    path = PATH.format(chunk_id=url_quote(passage.chunk_id, safe=":"),
+                       name=url_quote(passage.source, safe=""))
     return f"{base_url.rstrip('/')}{path}?{urlencode({'q': quote})}"
 
 
@@ -100,7 +102,7 @@ class PassagePage:
         passage = None
         if CHUNK_ID.fullmatch(chunk_id):
             passage = await run_in_threadpool(self._lookup, chunk_id)
-        if passage is None:
+        if passage is None or passage.source != request.path_params["name"]:
             return _page("Passage not found", "<p>This passage is not in the documents any "
                          "more: its file was changed or removed since the answer.</p>", 404)
         quote = request.query_params.get("q", "")
