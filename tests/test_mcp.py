@@ -185,3 +185,11 @@ def test_descriptions_name_each_corpus_documents_and_languages(
 
     empty = Settings(chroma_dir=str(tmp_path / "empty"), data_dir=str(tmp_path / "data"))
     assert "empty" in _tool_descriptions(empty)["search"]
+
+    async def ask_empty() -> Any:
+        async with Client(build_server(Engine(empty), empty)) as client:
+            return await client.call_tool("ask", {"question": QUESTION})
+
+    refused = asyncio.run(ask_empty())
+    text = refused.content[0].text
+    assert refused.is_error and "nothing has been ingested" in text and "\n" not in text
