@@ -47,6 +47,8 @@ def open_webui_env(api_url: str, key: str, data_dir: Path) -> dict[str, str]:
         ENABLE_WEB_SEARCH="false", RAG_EMBEDDING_MODEL="",
         RAG_EMBEDDING_MODEL_AUTO_UPDATE="false", RAG_RERANKING_MODEL_AUTO_UPDATE="false",
         ENABLE_VERSION_UPDATE_CHECK="false", DEFAULT_MODELS="rag",
+        # given, so it does not write .webui_secret_key into the working directory
+        WEBUI_SECRET_KEY=secrets.token_urlsafe(24),
         # its background prompts (titles, tags, follow-ups) would go to the rag model
         ENABLE_TITLE_GENERATION="false", ENABLE_TAGS_GENERATION="false",
         ENABLE_FOLLOW_UP_GENERATION="false",
