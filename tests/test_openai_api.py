@@ -118,6 +118,15 @@ def test_an_oversize_body_is_refused_while_it_is_read(base_url: str, path: str,
     assert sent < 50_000_000  # answered before the body was all sent
 
 
+def test_uploads_keep_gradio_own_per_file_limit_not_the_5_mb_cap(base_url: str) -> None:
+    """Gradio's upload route caps a body itself, per file (RAG_UPLOAD_MAX_MB, 20 MB by
+    default): a 6 MB file still goes in, a 25 MB one does not."""
+    upload = f"{base_url.removesuffix('v1')}gradio_api/upload"
+    for size, status in ((6_000_000, 200), (25_000_000, 413)):
+        files = {"files": ("big.txt", b"a" * size, "text/plain")}
+        assert httpx.post(upload, files=files, timeout=120).status_code == status
+
+
 def test_follow_up_uses_the_conversation(base_url: str) -> None:
     """Earlier messages are the history: the short follow-up is searched with its subject."""
     first = client(base_url).chat.completions.create(
