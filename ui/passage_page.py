@@ -14,6 +14,7 @@ that has since been edited or removed answers 404.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import quote as url_quote
@@ -28,6 +29,8 @@ from starlette.routing import Route
 from rag.documents import document_title
 from rag.engine import current
 from rag.types import Passage
+
+log = logging.getLogger(__name__)
 
 PATH = "/passage/{chunk_id}/{name}"
 CHUNK_ID = re.compile(r"[0-9a-f]{16}:[0-9a-f]{1,64}:\d{1,9}")  # rag.store.chunk_key's shape
@@ -100,8 +103,13 @@ class PassagePage:
                          "then open this link again.</p>", 401)
         chunk_id = request.path_params["chunk_id"]
         passage = None
-        if CHUNK_ID.fullmatch(chunk_id):
-            passage = await run_in_threadpool(self._lookup, chunk_id)
+        try:
+            if CHUNK_ID.fullmatch(chunk_id):
+                passage = await run_in_threadpool(self._lookup, chunk_id)
+        except Exception:  # noqa: BLE001 - the log has the trace, the page one line
+            log.exception("reading a cited passage failed")
+            return _page("Not available", "<p>The documents cannot be read just now; try "
+                         "again later.</p>", 503)
         if passage is None or passage.source != request.path_params["name"]:
             return _page("Passage not found", "<p>This passage is not in the documents any "
                          "more: its file was changed or removed since the answer.</p>", 404)
