@@ -1,4 +1,4 @@
-"""The ``rag`` command: ingest, ask, chat, status, check, delete, serve, eval, bench.
+"""The ``rag`` command: ingest, ask, chat, status, check, delete, serve, mcp, eval, bench.
 
 Imports are lazy so each subcommand loads only what it needs (a cold
 ``rag ask`` should not import Gradio, for instance). Expected failures print
@@ -182,6 +182,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port) or EXIT_OK
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from rag.mcp_server import serve_stdio
+
+    return serve_stdio()
+
+
 def cmd_backends(args: argparse.Namespace) -> int:
     from rag.config import Settings
     from rag.registry import ANSWERERS, EMBEDDERS
@@ -254,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="the MCP server over stdio, for agents (search, ask, "
+                                   "list_documents)")
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("backends", help="the answerers and embedders, and what each reads")
     p.set_defaults(func=cmd_backends)

@@ -99,7 +99,7 @@ class LlamaIndexSettings(_Section):
 
 
 class APISettings(_Section):
-    """``RAG_API_*``: the OpenAI-compatible API that ``rag serve`` adds under /v1."""
+    """``RAG_API_*``: the machine APIs ``rag serve`` adds: OpenAI-compatible (/v1), MCP (/mcp)."""
 
     key: SecretStr = SecretStr("")  # the bearer key clients must send; empty: none asked
 

@@ -58,6 +58,13 @@ def check_question(question: str, max_chars: int) -> str:
     return text
 
 
+def current(source: Any) -> Engine:
+    """``source`` itself, or, for anything with ``fresh()`` (the app's live engine, reopened
+    when another process changed the store), its engine as of now."""
+    fresh = getattr(source, "fresh", None)
+    return fresh() if callable(fresh) else source
+
+
 class Engine:
     def __init__(
         self, settings: Settings | None = None, embedder: Any = None, *,
@@ -143,6 +150,25 @@ class Engine:
             record_sound(self.settings)
         self._retriever = None
         return removed, finished
+
+    def passage(self, chunk_id: str) -> Passage | None:
+        """The stored passage ``chunk_id`` names (the page a citation link opens), or None
+        when its file version is no longer in the store (edited or removed since)."""
+        from rag.store import path_key
+
+        store = self._ready_store()
+        file_key, _, rest = chunk_id.partition(":")
+        version, _, position = rest.partition(":")
+        manifest = next((m for m in store.files() if path_key(m.path) == file_key
+                         and version and m.content_hash[:len(version)] == version), None)
+        if manifest is None or not position.isdigit():
+            return None
+        sentences = store.chunk_sentences({chunk_id: None}).get(chunk_id)
+        if not sentences:
+            return None
+        return Passage(n=0, chunk_id=chunk_id, source=manifest.source, path=manifest.path,
+                       text=" ".join(text for _, text in sentences), score=0.0,
+                       language=manifest.language, position=int(position))
 
     def status(self) -> dict[str, Any]:
         """The store's typed status as the ``rag status --json`` dict (``problems``: warnings
@@ -283,7 +309,7 @@ class Engine:
     def _fall_back(self, turn: Turn, reason: str) -> Generator[str, None, Answer]:
         draft = self.answerer("extractive").draft(turn.standalone, turn.retrieval.passages)
         draft = replace(draft, answerer="extractive (fallback)")
-        yield draft.text
+        yield from draft.text.splitlines(keepends=True)
         return self._finish(turn, draft, fallback=reason)
 
     def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None) -> Answer:

@@ -7,15 +7,20 @@ the conversation, passed to the engine as ``history`` exactly as the chat page d
 follow-ups are condensed the same way. System messages are ignored: the answerers
 keep their own grounding rules.
 
-The answer text carries its ``[n]`` markers; the citations travel in an extra ``rag``
-object (on the response, or on the last chunk of a stream) that OpenAI clients ignore.
+The answer text carries its ``[n]`` markers; the citations travel twice: as OpenAI
+``url_citation`` annotations (``message.annotations``, or ``delta.annotations`` in a
+stream), which clients such as Open WebUI show as sources, each spanning its ``[n]``
+and linking to the passage in the app; and in an extra ``rag`` object (on the
+response, or on the last chunk of a stream) with scores and languages, which OpenAI
+clients ignore. A stream sends the text in the pieces the answerer produces.
 Plain Starlette routes rather than FastAPI models: every malformed body must get a 400
-with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list.
+with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list. The
+body is capped by Starlette while it is read (``max_body_size``): a 413 before an
+oversize body is buffered.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -25,21 +30,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from rag.api_access import ApiAccess
 from rag.config import Settings
-from rag.engine import Engine, QuestionError
+from rag.documents import document_title
+from rag.engine import Engine, QuestionError, current
 from rag.errors import one_line, redact
-from rag.types import Answer
+from rag.markers import MARKER, group_numbers
+from rag.types import Answer, Passage
 
 log = logging.getLogger(__name__)
 
 MODEL = "rag"  # the configured answerer; "rag:NAME" picks one of engine.answerer_names()
 MAX_BODY_BYTES = 1_000_000
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# (the request's base URL, a cited passage, its quote) -> a link that opens the passage
+PassageLink = Callable[[str, Passage, str], str]
 
 
 class ApiError(Exception):
@@ -164,6 +174,31 @@ def closing_text(streamed: str, final: str) -> str:
     return "\n\n" + final
 
 
+def url_citations(answer: Answer, content: str, base_url: str,
+                  link: PassageLink) -> list[dict[str, Any]]:
+    """An OpenAI ``url_citation`` per citation: its document's title and file, a link to
+    its passage, and the span of its first ``[n]`` in ``content`` (``content[start:end]``
+    is the marker). ``content`` is what the client received, which ends with the final
+    answer (a stream may have sent an LLM's text before it), so markers are looked for
+    from there on."""
+    passages = {p.n: p for p in answer.retrieved}
+    quotes = {c.n: c.text for c in answer.citations if c.n in passages}
+    start = max(content.rfind(answer.answer.strip()), 0)
+    out: list[dict[str, Any]] = []
+    for match in MARKER.finditer(content, start):
+        for n in group_numbers(match.group("body")):
+            if n not in quotes:
+                continue
+            passage, quote = passages[n], quotes.pop(n)
+            title = document_title(passage.path, passage.source)
+            out.append({"type": "url_citation", "url_citation": {
+                "start_index": match.start("open"), "end_index": match.end(),
+                "title": passage.source if title == passage.source
+                else f"{title} ({passage.source})",
+                "url": link(base_url, passage, quote)}})
+    return out
+
+
 class OpenAIApi:
     """The routes, bound to one engine; ``api_key`` empty means no key is asked for.
 
@@ -171,13 +206,15 @@ class OpenAIApi:
     refuses every call, so it never opens a way around the login. ``engine``: an
     ``Engine``, or anything with ``fresh() -> Engine`` (the app's live engine, reopened
     when another process changed the store), asked for the current engine per request.
+    ``link``: builds each citation's URL (the app's passage page); without it the
+    answers carry no ``url_citation`` annotations.
     """
 
     def __init__(self, engine: Any, api_key: str = "", login_required: bool = False,
-                 secrets: Sequence[str] = ()) -> None:
+                 secrets: Sequence[str] = (), link: PassageLink | None = None) -> None:
         self.source = engine
-        self.api_key = api_key
-        self.login_required = login_required
+        self.access = ApiAccess(api_key, login_required)
+        self.link = link
         self._secrets = [s for s in (*secrets, api_key) if s]
 
     def redact(self, text: str) -> str:
@@ -185,13 +222,13 @@ class OpenAIApi:
 
     @property
     def engine(self) -> Engine:
-        fresh = getattr(self.source, "fresh", None)
-        return fresh() if callable(fresh) else self.source
+        return current(self.source)
 
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.models, methods=["GET"]),
-            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/chat/completions", self.chat, methods=["POST"],
+                  max_body_size=MAX_BODY_BYTES),
         ]
 
     def model_ids(self) -> dict[str, str | None]:
@@ -200,16 +237,10 @@ class OpenAIApi:
         return {MODEL: None, **{f"{MODEL}:{n}": n for n in names}}
 
     def _authorize(self, request: Request) -> None:
-        if not self.api_key:
-            if self.login_required:
-                raise ApiError(401, "the chat page requires a login: set RAG_API_KEY on the "
-                                    "server to use the API", "authentication_error")
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                token.strip().encode(), self.api_key.encode()):
-            raise ApiError(401, "invalid or missing API key (Authorization: Bearer ...)",
-                           "authentication_error", "invalid_api_key")
+        reason = self.access.refusal(request.headers)
+        if reason:
+            raise ApiError(401, reason, "authentication_error",
+                           "invalid_api_key" if self.access.key else None)
 
     async def models(self, request: Request) -> Response:
         try:
@@ -225,26 +256,27 @@ class OpenAIApi:
     async def chat(self, request: Request) -> Response:
         try:
             self._authorize(request)
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                raise ApiError(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+            body = await request.body()  # Starlette stops an oversize body with a 413
             models = self.model_ids()
             req = parse_request(body, models)
             answerer = models[req.model]
             engine = await run_in_threadpool(getattr, self, "engine")  # may reopen the store
+            base_url = str(request.base_url)
             if req.stream:
                 events = engine.ask_stream(req.question, req.top_k, answerer, req.history)
                 first = await run_in_threadpool(self._first, events)
-                return StreamingResponse(self._sse(req.model, first, events),
+                return StreamingResponse(self._sse(req.model, first, events, base_url),
                                          media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
             answer = await run_in_threadpool(
                 engine.ask, req.question, req.top_k, answerer, req.history)
-            return JSONResponse(self._completion(req.model, answer))
+            return JSONResponse(self._completion(req.model, answer, base_url))
         except ApiError as exc:
             return exc.response()
         except QuestionError as exc:
             return ApiError(400, self._one_line(exc), code="invalid_question").response()
+        except HTTPException:
+            raise  # the body limit's 413, answered by Starlette
         except Exception as exc:  # never a stack trace to the client; the log has it
             log.exception("answering an API request failed")
             return ApiError(500, f"could not answer: {self._one_line(exc)}",
@@ -253,27 +285,34 @@ class OpenAIApi:
     def _one_line(self, exc: BaseException) -> str:
         return one_line(exc, self._secrets)
 
+    def _annotations(self, answer: Answer, content: str, base_url: str) -> list[dict[str, Any]]:
+        return url_citations(answer, content, base_url, self.link) if self.link else []
+
     @staticmethod
     def _first(events: Iterator[str | Answer]) -> str | Answer | None:
         """The first event, computed before the response starts so early errors get a status."""
         return next(events, None)
 
-    def _completion(self, model: str, answer: Answer) -> dict[str, Any]:
+    def _completion(self, model: str, answer: Answer, base_url: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.answer}
+        annotations = self._annotations(answer, answer.answer, base_url)
+        if annotations:
+            message["annotations"] = annotations
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
             "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": answer.answer}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
             "rag": rag_field(answer, self.redact),
         }
 
     def _sse(self, model: str, first: str | Answer | None,
-             events: Iterator[str | Answer]) -> Iterator[str]:
-        """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``."""
+             events: Iterator[str | Answer], base_url: str) -> Iterator[str]:
+        """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``: the
+        text as the answerer produces it, then the annotations, then the ``rag`` object."""
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
 
-        def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                     **extra}
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -290,7 +329,11 @@ class OpenAIApi:
                 raise RuntimeError("the engine returned no answer")
             rest = closing_text("".join(streamed), event.answer)
             if rest:
+                streamed.append(rest)
                 yield chunk({"content": rest})
+            annotations = self._annotations(event, "".join(streamed), base_url)
+            if annotations:
+                yield chunk({"annotations": annotations})
             yield chunk({}, "stop", rag=rag_field(event, self.redact))
         except Exception as exc:  # the status is sent already: report in OpenAI's way
             log.exception("streaming an API answer failed")
@@ -300,20 +343,13 @@ class OpenAIApi:
         yield "data: [DONE]\n\n"
 
 
-def api_routes(engine: Any, settings: Settings, host: str) -> list[Route]:
+def api_routes(engine: Any, settings: Settings, host: str,
+               link: PassageLink | None = None) -> list[Route]:
     """The routes for ``rag serve`` (key from ``RAG_API_KEY``), with a line on how they are
     protected."""
-    api_key = settings.api.key.get_secret_value().strip()
-    login = bool(settings.ui.user and settings.ui.password.get_secret_value())
-    api = OpenAIApi(engine, api_key, login_required=login, secrets=settings.secrets())
-    if api_key:
-        note = "needs the key in RAG_API_KEY"
-    elif login:
-        note = "is closed until RAG_API_KEY is set, since the chat page requires a login"
-    else:
-        note = "is open to anyone who can reach this port (set RAG_API_KEY to require a key)"
-        if host not in LOOPBACK:
-            note = f"on {host} " + note
-    print(f"OpenAI-compatible API at /v1 (models: {', '.join(api.model_ids())}) {note}.",
-          flush=True)
+    access = ApiAccess.from_settings(settings)
+    api = OpenAIApi(engine, access.key, login_required=access.login_required,
+                    secrets=settings.secrets(), link=link)
+    print(f"OpenAI-compatible API at /v1 (models: {', '.join(api.model_ids())}) "
+          f"{access.note(host)}.", flush=True)
     return api.routes()

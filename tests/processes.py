@@ -1,4 +1,5 @@
-"""Real background processes for the deployment and load tests: start, wait, stop, measure.
+"""Real background processes for the deployment and load tests: start, wait, stop, measure,
+and send them request bodies of any size.
 
 The app itself is started with ``tests.ui_helpers.running_app``; this module adds what
 those tests need around it (a Chroma server, an embeddings server, the app's PID), so
@@ -8,6 +9,8 @@ every test starts and stops its processes the same way and never leaves one behi
 from __future__ import annotations
 
 import os
+import select
+import socket
 import subprocess
 import sys
 import time
@@ -117,3 +120,60 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise LookupError(f"no VmRSS for process {pid}")
+
+
+PIECE = 1 << 20
+
+
+def _send_unless_answered(sock: socket.socket, data: bytes) -> bool:
+    """Send ``data``; False as soon as the server has answered (or closed) instead."""
+    view = memoryview(data)
+    while view:
+        readable, writable, _ = select.select([sock], [sock], [], 30)
+        if readable:
+            return False
+        if not writable:
+            raise TimeoutError("the server neither read nor answered for 30 s")
+        try:
+            view = view[sock.send(view):]
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+    return True
+
+
+def post_body(port: int, path: str, headers: dict[str, str], size: int, chunked: bool,
+              head: bytes = b"", tail: bytes = b"") -> tuple[str, int]:
+    """POST ``head``, ``size`` filler bytes and ``tail`` to 127.0.0.1:``port``, with a
+    ``Content-Length`` or chunked; stops sending once the server answers. Returns the
+    response's status line and the filler bytes sent. The same 1 MiB piece is sent over
+    and over, so a body of any size costs the client nothing."""
+    filler = b"a" * PIECE
+    total = len(head) + size + len(tail)
+    headers = {**headers, "Host": f"127.0.0.1:{port}", "Connection": "close",
+               **({"Transfer-Encoding": "chunked"} if chunked else
+                  {"Content-Length": str(total)})}
+    request = f"POST {path} HTTP/1.1\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    sent = 0
+
+    def frame(piece: bytes) -> bytes:
+        return f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece
+
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        ok = _send_unless_answered(sock, request.encode())
+        if ok and head:
+            ok = _send_unless_answered(sock, frame(head))
+        while ok and sent < size:
+            piece = filler[: min(PIECE, size - sent)]
+            ok = _send_unless_answered(sock, frame(piece))
+            sent += len(piece) if ok else 0
+        if ok and tail:
+            ok = _send_unless_answered(sock, frame(tail))
+        if ok and chunked:
+            _send_unless_answered(sock, b"0\r\n\r\n")
+        sock.settimeout(120)
+        try:
+            status = sock.makefile("rb").readline().decode(errors="replace").strip()
+        except (ConnectionResetError, TimeoutError) as exc:
+            status = f"no response ({type(exc).__name__})"
+    return status or "connection closed without a response", sent

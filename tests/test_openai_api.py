@@ -3,6 +3,7 @@ against a real ``rag serve`` subprocess (real store, real e5 model, real HTTP)."
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -15,8 +16,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from rag.openai_api import OpenAIApi, closing_text, conversation
-from tests.processes import clean_env
+from rag.openai_api import OpenAIApi, closing_text, conversation, url_citations
+from rag.types import Answer, Citation, Passage
+from tests.processes import clean_env, post_body
 from tests.ui_helpers import running_app
 
 KEY = "sk-rag-test-key-123"
@@ -58,11 +60,71 @@ def test_answer_cites_the_source(base_url: str) -> None:
 def test_streaming_sends_chunks_then_citations(base_url: str) -> None:
     chunks = list(client(base_url).chat.completions.create(
         model="rag:extractive", messages=[{"role": "user", "content": QUESTION}], stream=True))
-    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    text = "".join(pieces)
     assert "1997" in text and "[1]" in text
+    assert len(pieces) >= 2  # the preamble, then each quote, as the answerer produces them
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].model_extra["rag"]["citations"][0]["source"] == EXPECTED
+    annotations = [a for c in chunks for a in (c.choices[0].delta.model_extra or {}).get(
+        "annotations") or []]
+    assert annotations and annotations[0]["type"] == "url_citation"
+    cited = annotations[0]["url_citation"]
+    assert text[cited["start_index"]:cited["end_index"]] == "[1]"
+    assert EXPECTED in cited["title"]
+
+
+def test_citations_are_url_citation_annotations_opening_the_passage(base_url: str) -> None:
+    """What Open WebUI shows as sources: title and file, the [n] span, a link that opens
+    the passage in the app with the quoted sentence marked."""
+    reply = client(base_url).chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": QUESTION}])
+    message = reply.choices[0].message
+    annotation = message.annotations[0].url_citation
+    assert message.content[annotation.start_index:annotation.end_index] == "[1]"
+    assert annotation.title.endswith(f"({EXPECTED})") and len(annotation.title) > len(EXPECTED) + 3
+    assert annotation.url.startswith(base_url.removesuffix("v1") + "passage/")
+    assert annotation.url.split("?")[0].endswith(f"/{EXPECTED}")  # readable in a list
+    page = httpx.get(annotation.url, timeout=60)
+    quote = reply.model_extra["rag"]["citations"][0]["quote"]
+    assert page.status_code == 200 and EXPECTED in page.text
+    assert f"<mark>{html.escape(quote)}</mark>" in page.text
+
+
+ROUTES = {  # path, headers, and what goes around the filler so the body would parse
+    "/v1/chat/completions": ({"Authorization": f"Bearer {KEY}",
+                              "Content-Type": "application/json"},
+                             b'{"messages": [{"role": "user", "content": "', b'"}]}'),
+    "/mcp": ({"Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
+              "Accept": "application/json, text/event-stream"},
+             b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "', b'"}}'),
+    "/gradio_api/queue/join": ({"Content-Type": "application/json"}, b'{"data": ["',
+                               b'"], "fn_index": 0}'),
+}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("path", list(ROUTES))
+def test_an_oversize_body_is_refused_while_it_is_read(base_url: str, path: str,
+                                                      chunked: bool) -> None:
+    """Found by a hostile tester: a 300 MB POST got its 413 only once buffered (254 -> 864
+    MB resident). Now the length header, or the count of chunks as they arrive, stops it
+    (the memory figures: scripts/body_limits.py)."""
+    headers, head, tail = ROUTES[path]
+    port = int(base_url.split(":")[-1].split("/")[0])
+    status, sent = post_body(port, path, headers, 50_000_000, chunked, head, tail)
+    assert status.startswith("HTTP/1.1 413"), status
+    assert sent < 50_000_000  # answered before the body was all sent
+
+
+def test_uploads_keep_gradio_own_per_file_limit_not_the_5_mb_cap(base_url: str) -> None:
+    """Gradio's upload route caps a body itself, per file (RAG_UPLOAD_MAX_MB, 20 MB by
+    default): a 6 MB file still goes in, a 25 MB one does not."""
+    upload = f"{base_url.removesuffix('v1')}gradio_api/upload"
+    for size, status in ((6_000_000, 200), (25_000_000, 413)):
+        files = {"files": ("big.txt", b"a" * size, "text/plain")}
+        assert httpx.post(upload, files=files, timeout=120).status_code == status
 
 
 def test_follow_up_uses_the_conversation(base_url: str) -> None:
@@ -163,3 +225,20 @@ def test_closing_text_appends_only_what_the_client_lacks() -> None:
     assert closing_text("", "Not found.") == "Not found."  # a decline streams nothing first
     assert closing_text("LLM text. Quoted [1]", "Quoted [1]") == ""  # fallback already sent
     assert closing_text("Answer [1][9]", "Answer [1]") == "\n\nAnswer [1]"
+
+
+def test_url_citations_span_the_markers_of_the_final_answer_only() -> None:
+    """A stream may carry an LLM's text before the final answer; the spans point into the
+    final answer (what the client shows last), one per citation, first marker each."""
+    passages = [Passage(n, f"c{n}", f"doc{n}.txt", f"/gone/doc{n}.txt", "text", 0.9)
+                for n in (1, 2)]
+    citations = [Citation(1, "doc1.txt", "a", 0.9), Citation(2, "doc2.txt", "b", 0.9)]
+    answer = Answer(question="q", answer="Quoted: “a” [1] “b” [1, 2]", answerer="extractive",
+                    declined=False, retrieved=passages, citations=citations)
+    content = "LLM text [2]" + closing_text("LLM text [2]", answer.answer)
+    links = url_citations(answer, content, "http://app/", lambda base, p, q: f"{base}{p.n}/{q}")
+    spans = [(a["url_citation"]["start_index"], a["url_citation"]["end_index"]) for a in links]
+    assert [content[s:e] for s, e in spans] == ["[1]", "[1, 2]"]
+    assert min(spans)[0] > content.index("LLM text [2]") + len("LLM text [2]")
+    assert [a["url_citation"]["url"] for a in links] == ["http://app/1/a", "http://app/2/b"]
+    assert [a["url_citation"]["title"] for a in links] == ["doc1.txt", "doc2.txt"]

@@ -245,6 +245,48 @@ def test_failed_logins_slow_down_and_a_success_resets() -> None:
     assert asyncio.run(login.check("bob", "s3cret")) is False
 
 
+def test_failed_logins_are_counted_per_client_address() -> None:
+    """Found by a hostile retest: one shared count let 7 concurrent wrong guesses make the
+    real user's correct login wait 15.2 s. Each address now has its own count and queue;
+    at most ``max_clients`` addresses are remembered."""
+    from rag.ui.login import _client_address
+
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:  # a double for the clock only
+        waits.append(seconds)
+
+    login = SlowLogin("ana", "s3cret", free_attempts=1, sleep=fake_sleep, max_clients=2)
+
+    async def attempt(address: str, password: str) -> bool:
+        _client_address.set(address)  # what ClientAddress does per request
+        return await login.check("ana", password)
+
+    async def attempts() -> list[bool]:
+        results = [await attempt("10.0.0.9", "guess") for _ in range(4)]
+        results.append(await attempt("10.0.0.1", "s3cret"))
+        return results
+
+    assert asyncio.run(attempts()) == [False] * 4 + [True]
+    assert login.delays == [("10.0.0.9", 0.5), ("10.0.0.9", 1.0), ("10.0.0.9", 2.0)]
+    assert login.failures("10.0.0.9") == 4 and login.failures("10.0.0.1") == 0
+    asyncio.run(attempt("10.0.0.2", "guess"))  # a third address: the oldest is forgotten
+    assert login.failures("10.0.0.9") == 0 and login.failures("10.0.0.2") == 1
+
+
+def test_passage_page_marks_only_what_the_passage_holds_as_text() -> None:
+    """A link's quote comes from the URL: it is marked where the passage holds it and
+    never shown otherwise; document text stays text."""
+    from rag.ui.passage_page import marked
+
+    text = f"{HOSTILE} The treaty was signed in 1997."
+    page = marked(text, "The treaty was  signed in 1997.")
+    assert page.endswith("<mark>The treaty was signed in 1997.</mark>")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    crafted = marked(text, "The treaty was never signed.")
+    assert "<mark>" not in crafted and "never" not in crafted
+
+
 def test_serve_binds_loopback_and_logs_in_only_with_both_settings(
     sample_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -372,12 +414,57 @@ def test_the_login_route_slows_down_after_failures(sample_settings: Settings) ->
             for _ in range(login.free_attempts + 2):
                 reply = http.post(f"{url}/login", data={"username": "ana", "password": "nope"})
                 assert reply.status_code == 400
-            assert login.delays == [login.base_delay_s, 2 * login.base_delay_s]
+            assert login.delays == [("127.0.0.1", login.base_delay_s),
+                                    ("127.0.0.1", 2 * login.base_delay_s)]
             ok = http.post(f"{url}/login", data={"username": "ana", "password": "s3cret-pw"})
-            assert ok.status_code == 200 and login.failures == 0
+            assert ok.status_code == 200 and login.failures("127.0.0.1") == 0
             assert http.get(f"{url}/gradio_api/info").status_code == 200
     finally:
         app.close()
+
+
+def test_guesses_from_another_address_do_not_hold_up_the_real_login(
+        sample_settings: Settings) -> None:
+    """Over real HTTP, from two loopback addresses: 7 concurrent wrong guesses from
+    127.0.0.2 queue behind each other, growing waits; the real user's login from
+    127.0.0.1 gets in while they still wait (no clock is read: an order is asserted)."""
+    import threading
+
+    import httpx
+
+    sample_settings.ui.user, sample_settings.ui.password = "ana", SecretStr("s3cret-pw")
+    app, port = _launched(sample_settings)
+    login = app.auth.__self__
+    login.base_delay_s = login.max_delay_s = 2.0  # 7 queued guesses: 14 s of waiting
+    url = f"http://127.0.0.1:{port}/login"
+    attacker = httpx.Client(timeout=120, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    finished: list[int] = []
+
+    def guess() -> None:
+        try:
+            finished.append(attacker.post(url, data={"username": "ana",
+                                                     "password": "guess"}).status_code)
+        except httpx.HTTPError:
+            finished.append(0)  # the server closed at the end of the test
+
+    try:
+        for _ in range(login.free_attempts):
+            assert attacker.post(url, data={"username": "ana", "password": "x"}).status_code \
+                == 400
+        threads = [threading.Thread(target=guess) for _ in range(7)]
+        for thread in threads:
+            thread.start()
+        while not login.delays:  # the guesses are being held up
+            threading.Event().wait(0.05)
+        with httpx.Client(timeout=120) as user:
+            ok = user.post(url, data={"username": "ana", "password": "s3cret-pw"})
+        pending = 7 - len(finished)
+        assert ok.status_code == 200 and pending >= 5, (ok.status_code, finished)
+        assert login.failures("127.0.0.2") >= login.free_attempts
+        assert all(address == "127.0.0.2" for address, _ in login.delays)
+    finally:
+        app.close()
+        attacker.close()
 
 
 def test_a_pending_question_goes_before_the_next_ingest_batch() -> None:

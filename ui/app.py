@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 from rag.ui.assets import CSS, page_js
+from rag.ui.body_limits import BodyLimits
 from rag.ui.chat import (
     ASK_CONCURRENCY,
     ASK_QUEUE,
@@ -26,9 +27,11 @@ from rag.ui.chat import (
 from rag.ui.documents import Documents, documents_panel
 from rag.ui.examples import load_examples
 from rag.ui.live_engine import LiveEngine
-from rag.ui.login import SlowLogin
+from rag.ui.login import ClientAddress, SlowLogin
+from rag.ui.passage_page import PassagePage, passage_url
 from rag.ui.query_first import QueryFirst
 from rag.ui.uploads import Quota
+from starlette.middleware import Middleware
 
 from rag import errors
 from rag.config import DEFAULT_CORPUS, Settings
@@ -147,7 +150,8 @@ def build_app(engine: Engine | LiveEngine, quota: Quota | None = None) -> gr.Blo
 
 
 def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch``: binding, login, upload limit, look."""
+    """Keyword arguments for ``Blocks.launch``: binding, login (slowed per client
+    address), upload and request body limits, look."""
     password = settings.ui.password.get_secret_value()
     auth = SlowLogin(settings.ui.user, password).check if settings.ui.user and password \
         else None
@@ -160,6 +164,7 @@ def launch_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "enable_monitoring": False, "mcp_server": False, "pwa": False,
         # bounds the per-session state that every API caller without a session adds
         "state_session_capacity": settings.ui.max_sessions,
+        "app_kwargs": {"middleware": [Middleware(ClientAddress), Middleware(BodyLimits)]},
     }
 
 
@@ -194,10 +199,15 @@ def serve(host: str = "127.0.0.1", port: int = 7860) -> int:
     if host not in LOOPBACK and not options["auth"]:
         print(f"Warning: serving on {host} without a login (set RAG_UI_USER/RAG_UI_PASSWORD).",
               flush=True)
-    live = LiveEngine(engine)  # one live engine for the page and the /v1 API
+    live = LiveEngine(engine)  # one live engine for the page, /v1 and /mcp
     app = build_app(live)
     app.queue(default_concurrency_limit=1)
+    from rag.mcp_server import http_routes
     from rag.openai_api import api_routes  # /v1/chat/completions, /v1/models: same port
 
-    app.launch(**options, app_kwargs={"routes": api_routes(live, settings, host)})
+    mcp_routes, mcp_lifespan = http_routes(live, settings, host)
+    routes = [*api_routes(live, settings, host, link=passage_url), *mcp_routes,
+              *PassagePage(live).routes()]
+    options["app_kwargs"].update(routes=routes, lifespan=mcp_lifespan)
+    app.launch(**options)
     return 0

@@ -71,7 +71,9 @@ class ExtractiveAnswerer:
         return Draft(text="\n".join(lines), answerer=self.name)
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
-        yield self.draft(question, passages).text
+        """The answer line by line (the preamble, then each quote), as API clients and the
+        chat page show pieces as they come."""
+        yield from self.draft(question, passages).text.splitlines(keepends=True)
 
 
 BACKENDS = (
