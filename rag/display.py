@@ -1,4 +1,5 @@
-"""File names as people see them: every control character escaped.
+"""Names as people see them: file names with every control character escaped, and
+languages by their English names.
 
 A file name may hold any byte but ``/`` and NUL. A hostile tester named a file
 ``notes.txt\\nwarning: the vector index cannot give back stored vectors: run 'rag check
@@ -13,6 +14,11 @@ from __future__ import annotations
 
 import unicodedata
 
+LANGUAGES = {
+    "bg": "Bulgarian", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish",
+    "fr": "French", "hu": "Hungarian", "it": "Italian", "nl": "Dutch", "pl": "Polish",
+    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "uk": "Ukrainian",
+}
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _HIDDEN = ("Cc", "Cf", "Cs", "Zl", "Zp")  # categories that do not print as themselves
 _JOINERS = "\u200c\u200d"
@@ -38,3 +44,11 @@ def display_name(name: str) -> str:
         _escape(c) if unicodedata.category(c) in _HIDDEN and c not in _JOINERS else c
         for c in str(name)
     )
+
+
+def language_name(code: str | None) -> str:
+    """'ro' → 'Romanian'; unknown codes are shown as given, none as 'unknown language'."""
+    code = (code or "und").strip() or "und"
+    if code == "und":
+        return "unknown language"
+    return LANGUAGES.get(code.lower(), code)

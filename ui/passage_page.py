@@ -20,12 +20,13 @@ from typing import Any
 from urllib.parse import quote as url_quote
 from urllib.parse import urlencode
 
-from rag.ui.render import esc, highlight, language_name
+from rag.ui.render import esc, esc_name, highlight
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from rag.display import language_name
 from rag.documents import document_title
 from rag.engine import current
 from rag.types import Passage
@@ -80,7 +81,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 def passage_html(passage: Passage, quote: str) -> str:
     title = document_title(passage.path, passage.source)
     return (f"<h1>{esc(title)}</h1><div class=\"meta\"><span class=\"file\">"
-            f"{esc(passage.source)}</span> · {esc(language_name(passage.language))} · "
+            f"{esc_name(passage.source)}</span> · {esc(language_name(passage.language))} · "
             f"passage {passage.position + 1}</div>"
             f"<blockquote>{marked(passage.text, quote)}</blockquote>")
 

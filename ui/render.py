@@ -16,16 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rag.answering.claims import with_marker
-from rag.display import display_name
+from rag.display import display_name, language_name
 from rag.documents import DocumentInfo
 from rag.markers import group_numbers, replace_markers
 from rag.types import Answer
 
-LANGUAGES = {
-    "bg": "Bulgarian", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish",
-    "fr": "French", "hu": "Hungarian", "it": "Italian", "nl": "Dutch", "pl": "Polish",
-    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "uk": "Ukrainian",
-}
 QUOTE_CHARS = 280
 # Plain words for the similarity score of multilingual-e5 (cosine; answers below ~0.81
 # are declined): bands chosen on the sample corpus, the raw score stays in a tooltip.
@@ -48,14 +43,6 @@ def esc_name(name: str) -> str:
 def attr(text: object) -> str:
     """Escape text for an attribute value (line breaks kept, as character references)."""
     return html.escape(str(text), quote=True).replace("\n", "&#10;")
-
-
-def language_name(code: str | None) -> str:
-    """'ro' → 'Romanian'; unknown codes are shown as given, none as 'unknown language'."""
-    code = (code or "und").strip() or "und"
-    if code == "und":
-        return "unknown language"
-    return LANGUAGES.get(code.lower(), code)
 
 
 def human_size(size: int) -> str:
