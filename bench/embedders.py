@@ -39,8 +39,9 @@ def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
     from rag.e5onnx import variant_for
     from rag.e5onnx.builder import default_cache_root
     from rag.e5onnx.embedder import OnnxE5Embedder
+    from rag.embedding.onnxrt.session import thread_count
 
-    onnx = OnnxE5Embedder(threads=len(os.sched_getaffinity(0)), variant=variant_for(kind),
+    onnx = OnnxE5Embedder(threads=thread_count(), variant=variant_for(kind),
                           cache_dir=default_cache_root(data_dir))
     return onnx, lambda texts: onnx.tokenizer.content_ids(["passage: " + t for t in texts])
 

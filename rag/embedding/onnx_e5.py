@@ -6,7 +6,6 @@ official multilingual-e5-small ONNX export instead."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ def make_onnx_embedder(settings: Settings, variant: str = "") -> Any:
     from rag.e5onnx.builder import BuildError, default_cache_root
     from rag.e5onnx.embedder import OnnxE5Embedder, OnnxEmbedderError
     from rag.e5onnx.model_file import ModelFileError
+    from rag.embedding.onnxrt.session import thread_count
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
     folder = Path(settings.embed.model) if settings.embed.model else None
     chosen = variant or settings.embed.variant or DEFAULT_VARIANT
     try:
-        return OnnxE5Embedder(folder, threads=threads, batch_size=settings.embed.batch_size,
+        return OnnxE5Embedder(folder, threads=thread_count(), batch_size=settings.embed.batch_size,
                               variant=chosen,
                               cache_dir=default_cache_root(settings.data_dir, settings.embed.cache))
     except (BuildError, ModelFileError, OnnxEmbedderError) as exc:
