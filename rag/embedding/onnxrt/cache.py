@@ -49,7 +49,11 @@ def build_once(target: Path, marker: str, write: Callable[[Path], None], what: s
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=target.parent))
     try:
         write(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as the data folder
+        # mkdtemp (and onnx's external data) make them private; the cache is as readable
+        # as the data folder
+        tmp.chmod(0o755)
+        for path in tmp.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished first (or an old, unmarked folder)

