@@ -59,12 +59,14 @@ class Answer:
     # and what the check dropped or found unsupported, one line each.
     sentences: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    embedder: str = ""  # the embedder that retrieved the passages (as the store records it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.answer,
             "answerer": self.answerer,
+            "embedder": self.embedder,
             "declined": self.declined,
             "citations": [
                 {"n": c.n, "source": c.source, "text": c.text, "score": round(c.score, 4)}
