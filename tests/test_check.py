@@ -20,6 +20,7 @@ from rag.check import check_store, repair_store
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.engine import Engine
 from rag.store import Store, StoreError, path_key
+from tests.processes import clean_env
 
 QUESTION, SOURCE = "What did Russia demand about 1997?", "003_f0b8fe8fdb47aa20.txt"
 
@@ -126,8 +127,7 @@ def test_zero_byte_sqlite_is_damage_not_an_empty_store(store_copy: Settings) -> 
     (Path(store_copy.chroma.dir) / "chroma.sqlite3").write_bytes(b"")
     with pytest.raises(StoreError, match=r"damaged: .*0 bytes"):
         Store(store_copy)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": store_copy.chroma.dir}
+    env = clean_env(RAG_CHROMA_DIR=store_copy.chroma.dir)
     for argv, code in ((["check"], 3), (["status"], 1), (["ask", QUESTION], 1)):
         result = subprocess.run([sys.executable, "-m", "rag.cli", *argv], env=env,
                                 capture_output=True, text=True, timeout=120)
@@ -138,8 +138,7 @@ def test_zero_byte_sqlite_is_damage_not_an_empty_store(store_copy: Settings) -> 
 
 
 def test_check_command_exit_codes(store_copy: Settings) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": store_copy.chroma.dir}
+    env = clean_env(RAG_CHROMA_DIR=store_copy.chroma.dir)
 
     def rag(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "rag.cli", *argv], env=env,
