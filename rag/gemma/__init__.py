@@ -51,10 +51,13 @@ def onnx_folder(model_dir: Path, variant: str, cache: Path, log=None) -> Path:
     into ``cache/<weights sha256>-<variant>-f<format>``."""
     from rag.embedding.onnxrt.cache import build_once
     from rag.gemma.builder import META_FILE, BuildError, write_folder
+    from rag.gemma.config import GemmaConfig, Head
 
     if variant not in VARIANTS:
         raise BuildError(f"unknown EmbeddingGemma variant {variant!r}: choose "
                          f"{' or '.join(VARIANTS)}")
+    GemmaConfig.read(model_dir)  # a wrong folder is one line now, not after hashing it
+    Head.read(model_dir)
     sha = weights_sha256(model_dir, cache)
     target = cache / f"{sha[:16]}-{variant}-f{FORMAT}"
     return build_once(target, META_FILE,

@@ -23,9 +23,12 @@ SPLITS_FILE = "tokenizer-splits.json"
 
 def find_splits(model_dir: Path) -> dict[str, int]:
     """Added tokens (content -> id) that SentencePiece does not give as ``tokenizers`` does
-    (compared inside text, as they occur); slow (loads ``tokenizer.json``): build time only."""
+    (compared inside text, as they occur); slow (loads ``tokenizer.json``): build time only.
+    A folder without ``tokenizer.json`` has no reference: none."""
     from rag.embedding.onnxrt.tokenizer import load_tokenizer
 
+    if not (model_dir / "tokenizer.json").is_file():
+        return {}
     reference = load_tokenizer(model_dir / "tokenizer.json")
     sp = _sentencepiece(model_dir)
     config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
