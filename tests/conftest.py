@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from tests.processes import TEST_EMBEDDER
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_embedder() -> Iterator[None]:
+    """Session and module fixtures (built before any function fixture) use the tests'
+    embedder too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAG_EMBEDDER", TEST_EMBEDDER)
+        yield
 
 
 @pytest.fixture(autouse=True)

