@@ -126,13 +126,16 @@ class Engine:
 
     # -- documents ----------------------------------------------------------------------
     def ingest(
-        self, paths: Sequence[str | Path] | None = None, prune: bool = False, progress: Any = None
+        self, paths: Sequence[str | Path] | None = None, prune: bool = False, progress: Any = None,
+        reembed: bool = False,
     ) -> Any:
+        """Add files (default: the sample corpus); ``reembed``: first rebuild a store that
+        another embedder built with this one."""
         from rag.ingest import ingest_paths
 
         report = ingest_paths(
             paths or [DEFAULT_CORPUS], self.store, self.embedder, self.settings,
-            prune=prune, progress=progress,
+            prune=prune, progress=progress, reembed=reembed,
         )
         self._retriever = None  # background sample changes with the corpus
         return report
@@ -362,6 +365,7 @@ class Engine:
             support=turn.retrieval.support,
             sentences=[s.to_dict() for s in checked.sentences] if checked else [],
             warnings=checked.warnings if checked else [], status=status,
+            embedder=str(getattr(self.embedder, "name", "")),
         )
 
     def _checked(self, draft: Draft, passages: Sequence[Passage]) -> Any:

@@ -69,6 +69,7 @@ class Answer:
     # and what the check dropped or found unsupported, one line each.
     sentences: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    embedder: str = ""  # the embedder that retrieved the passages (as the store records it)
     status: str = ""  # derived from ``declined`` when not given
 
     def __post_init__(self) -> None:
@@ -81,6 +82,7 @@ class Answer:
             "answer": self.answer,
             "answerer": self.answerer,
             "status": self.status,
+            "embedder": self.embedder,
             "declined": self.declined,
             "citations": [
                 {"n": c.n, "source": c.source, "text": c.text, "score": round(c.score, 4)}
