@@ -35,6 +35,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "top_cited": ("higher", "answerable: the first cited file is an expected one"),
     "top_cited_paraphrased": ("higher", "paraphrased answerable: the first cited file is expected"),
     "near_topic_declined": ("higher", "near-topic unanswerable: the assistant declined"),
+    "lead_content": ("higher", "answerable with expect_any: the answer's first sentence or "
+                               "quote holds one string (the answer leads with the answer)"),
     "answerable_not_stated": ("lower", "answerable: answered 'the documents do not say this "
                                        "directly' with the closest passages"),
     "near_topic_not_answered": ("higher", "near-topic unanswerable: declined or 'not stated'"),
@@ -247,13 +249,21 @@ def answer_language_match(answer: str, question_lang: str) -> float | None:
     return 1.0 if detect(text) == question_lang else 0.0
 
 
+def first_claim(answer: str) -> str:
+    """The answer's first sentence or quote (framing lines such as the preamble skipped)."""
+    from rag.groundedness import answer_claims
+
+    claims = answer_claims(answer)
+    return claims[0].text if claims else ""
+
+
 def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
     """Per-question metric values; None where a metric does not apply to this question."""
     q = outcome.question
     answered = not outcome.declined
     cited = outcome.cited_sources if answered else []
     row: dict[str, Any] = dict.fromkeys(
-        ("hit@1", "hit@k", "rr", "citation_recall", "expected_content",
+        ("hit@1", "hit@k", "rr", "citation_recall", "expected_content", "lead_content",
          "false_refusal", "refused", "top_cited", "not_stated", "not_answered")
     )
     row["status"] = outcome.status
@@ -269,6 +279,9 @@ def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
         if q.expect_any:
             row["expected_content"] = (
                 contains_expected(outcome.answer, q.expect_any) if answered else 0.0
+            )
+            row["lead_content"] = (
+                contains_expected(first_claim(outcome.answer), q.expect_any) if answered else 0.0
             )
     else:
         row["refused"] = 1.0 if outcome.declined else 0.0
@@ -307,6 +320,7 @@ def summarize(
         "top_cited": mean(col("top_cited")),
         "near_topic_declined": mean(r.get("refused") for r in rows
                                     if r.get("kind") == "near-topic"),
+        "lead_content": mean(col("lead_content")),
         "answerable_not_stated": mean(col("not_stated")),
         "near_topic_not_answered": mean(r.get("not_answered") for r in rows
                                         if r.get("kind") == "near-topic"),

@@ -1,28 +1,37 @@
-"""Follow-up questions without an LLM: search for the question alone and in context.
+"""Follow-up questions without an LLM: what "that" refers to, and when a topic changes.
 
-The old rule (join a question of up to six words, or one matching a loose
-pattern that included the English word "to", to the previous one) hijacked
-topic changes, and a follow-up such as "And what did NATO answer?" got the
-previous answer's sentences again. Here a question that leans on the
-conversation (a pronoun or a leading "and" in one of the corpus and user
-languages, or at most four words) is searched both alone and joined to the
-previous question, embedded in one batch; each sentence keeps its better
-score of the two, and sentences the previous answer already quoted are pushed
-down (``repeat_penalty``), since a follow-up asks for something new. Any
-other question stands alone (no second embedding). On the dev conversations
-this beat always searching both (docs/evaluation.md).
+A question that leans on the conversation (a pronoun or a leading "and" in one of the
+corpus and user languages, at most four words, or the looser follow-up pattern) is
+searched with the previous question's meaning added: the two questions are embedded in
+one batch and the search vector is their sum, so the follow-up's own words count as much
+as the subject it borrows (measured on the dev conversations with EmbeddingGemma against
+joining the two texts, and against adding the previous answer's quotes: docs/evaluation.md).
+
+A topic change is never joined: a question that does not lean on the conversation and
+names people or places the conversation never mentioned ("Co powiedział Stoltenberg o
+Ukrainie?" after questions about Russia's demands), or that the documents answer on its
+own with a strong score, is searched alone. Names are compared folded (no accents, "ł"
+as "l") on their first five letters, so inflected and transliterated forms match
+(Stoltenberga / Stoltenberg, Łukaszenka / Lukashenko / Lukaşenko).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from rag.store import Hit
 
-REPEAT_PENALTY = 0.03
+# A follow-up asks for something new: sentences the last answer quoted are ranked this much
+# lower (cosine; dev follow-up turns: expected content 0.61 -> 0.83, top-cited the same).
+REPEAT_PENALTY = 0.05
+NAME_PREFIX = 5  # letters of a name compared: Stoltenberga / Stoltenberg, Moskwy / Moskwa
+_WORD = re.compile(r"\w+")
 _QUOTE = re.compile(r"“(.+?)”")
 # Words that point back into the conversation (en, pl, de, fr, es, it, ro, ru, uk).
 _LEANS = re.compile(
@@ -42,21 +51,22 @@ _FOLLOW_UP = re.compile(
 
 
 def condense_question(history: Sequence[tuple[str, str]], question: str) -> str:
-    """Make a follow-up standalone for retrieval without an LLM.
-
-    A short question, or one that leans on the conversation ("and what did NATO
-    answer?", pronouns), is joined to the previous user question, which gives
-    the embedder the missing subject. Self-contained questions pass unchanged.
-    """
+    """The text a follow-up is searched as when it borrows the conversation's subject:
+    "previous question? question" (what the chat's "searched for" line shows)."""
     joined = in_context(history, question)
-    if joined is not None and (len(question.split()) <= 6 or _FOLLOW_UP.search(question)):
-        return joined
-    return question
+    return joined if joined is not None and borrows_subject(question) else question
 
 
 def leans_on_context(question: str) -> bool:
     """True for a question that needs the conversation to be understood."""
     return len(question.split()) <= 4 or bool(_LEANS.search(question))
+
+
+def borrows_subject(question: str) -> bool:
+    """A question searched with the conversation: it leans on it, or is short (six words)
+    or matches the looser follow-up pattern."""
+    return (leans_on_context(question) or len(question.split()) <= 6
+            or bool(_FOLLOW_UP.search(question)))
 
 
 def in_context(history: Sequence[tuple[str, str]], question: str) -> str | None:
@@ -74,6 +84,25 @@ def quoted(history: Sequence[tuple[str, str]]) -> set[str]:
     return {q.strip() for q in _QUOTE.findall(history[-1][1] or "")}
 
 
+def _fold(word: str) -> str:
+    word = word.replace("ł", "l").replace("Ł", "L")
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return plain.casefold()[:NAME_PREFIX]
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words after the first (a question's first word is capitalised anyway),
+    folded to their first letters: the people, places and bodies a question names."""
+    words = _WORD.findall(text)
+    return {_fold(w) for w in words[1:] if len(w) >= 3 and w[:1].isupper()}
+
+
+def new_names(question: str, history: Sequence[tuple[str, str]]) -> set[str]:
+    """Names in ``question`` that no earlier question or answer of the conversation has."""
+    said = {_fold(w) for q, a in history for w in _WORD.findall(f"{q} {a}")}
+    return names(question) - said
+
+
 def merge(runs: Sequence[list[Hit]], seen: set[str], penalty: float) -> list[Hit]:
     """Each sentence once, with its best score over the runs, repeats pushed down."""
     best: dict[str, Hit] = {}
@@ -87,37 +116,30 @@ def merge(runs: Sequence[list[Hit]], seen: set[str], penalty: float) -> list[Hit
 
 def retrieve_in_context(
     retriever: Any, question: str, history: Sequence[tuple[str, str]], top_k: int,
-    both: bool = False, repeat_penalty: float = REPEAT_PENALTY, threshold: float | None = None,
+    answered_at: float | None = None,
 ) -> tuple[Any, str]:
-    """(the Retrieval, what was searched for: the question, or 'question + context').
+    """(the Retrieval, what was searched for: the question, or 'previous? question').
 
-    ``both=False`` (the default) keeps the earlier rule, ``condense_question``:
-    searching both helped on the dev conversations but lowered follow-up turns on
-    the test conversations (docs/evaluation.md), so it is opt-in until it does not.
+    ``answered_at``: the support at which the documents answer a question on its own (the
+    engine's stated threshold); such a question that does not lean on the conversation is
+    a new topic.
     """
-    if not both:
-        standalone = condense_question(history, question)
-        if standalone != question and threshold is not None and not leans_on_context(question) \
-                and not _FOLLOW_UP.search(question):
-            # Joined only for being short (5-6 words, no pronoun or "and ..."): if the
-            # question alone is off the documents it is a new topic, not a follow-up.
-            # "What is the capital of Australia?" after the 1997 question was answered
-            # with the 1997 quotes (support 0.79 joined, 0.33 alone). Both embedded in
-            # one call, as the both-ways search below does.
-            vectors = retriever.embedder.embed_queries([question, standalone])
-            alone = retriever.retrieve_vector(question, vectors[0], top_k)
-            if alone.support < threshold:
-                return alone, question
-            return retriever.retrieve_vector(standalone, vectors[1], top_k), standalone
-        return retriever.retrieve(standalone, top_k), standalone
     joined = in_context(history, question)
-    if joined is None or not leans_on_context(question):
+    leans = leans_on_context(question)
+    if joined is None or not borrows_subject(question) or (
+            not leans and new_names(question, history)):
         return retriever.retrieve(question, top_k), question
-    vectors = retriever.embedder.embed_queries([question, joined])
-    alone, context = (retriever.search(v, top_k) for v in vectors)
+    previous = [q for q, _ in history if q.strip()][-1]
+    alone_vector, previous_vector = retriever.embedder.embed_queries([question, previous])
+    if not leans and answered_at is not None:
+        alone = retriever.retrieve_vector(question, alone_vector, top_k)
+        if alone.support >= answered_at:
+            return alone, question  # the documents answer it on its own: a new topic
+    summed = alone_vector + previous_vector
+    summed = summed / (float(np.linalg.norm(summed)) or 1.0)
+    if not REPEAT_PENALTY:
+        return retriever.retrieve_vector(joined, summed, top_k), joined
     seen = quoted(history)
-    plain = merge([alone[0], context[0]], seen, repeat_penalty)
-    ranked = merge([alone[1], context[1]], seen, repeat_penalty)
-    retrieval = retriever.retrieve_vector(question, vectors[0], top_k, (plain, ranked))
-    searched = joined if ranked and ranked[0].id not in {h.id for h in alone[1][:1]} else question
-    return retrieval, searched
+    plain, ranked = retriever.search(summed, top_k)
+    hits = (plain, merge([ranked], seen, REPEAT_PENALTY))  # support from the plain scores
+    return retriever.retrieve_vector(joined, summed, top_k, hits), joined

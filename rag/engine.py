@@ -254,8 +254,9 @@ class Engine:
         k = max(1, min(int(top_k or self.settings.top_k), 50))
         from rag.conversation import retrieve_in_context
 
-        retrieval, standalone = retrieve_in_context(self.retriever, question, history, k,
-                                                    threshold=self._threshold())
+        retrieval, standalone = retrieve_in_context(
+            self.retriever, question, history, k,
+            answered_at=self._stated_threshold() or self._threshold())
         return Turn(question, standalone, retrieval, started)
 
     def _respond(

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import registry
@@ -30,13 +31,29 @@ PASSAGES = [
 ]
 
 
+class _UnitEmbedder:
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+
 class ScriptedRetriever:
+    """Returns the same passages and support for any question; records what was searched."""
+
+    embedder = _UnitEmbedder()
+
     def __init__(self, support: float, passages: Sequence[Passage] = PASSAGES) -> None:
         self.support, self.passages, self.asked = support, list(passages), []
 
     def retrieve(self, question: str, k: int) -> Retrieval:
         self.asked.append(question)
         return Retrieval(passages=self.passages[:k], support=self.support)
+
+    def retrieve_vector(self, question: str, vector: np.ndarray, k: int,
+                        hits: object = None) -> Retrieval:
+        return self.retrieve(question, k)
+
+    def search(self, vector: np.ndarray, k: int) -> tuple[list, list]:
+        return [], []
 
 
 class ScriptedLLM:

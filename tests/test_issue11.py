@@ -7,6 +7,7 @@ The follow-up and decline checks at the end use the real engine on the sample st
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -171,12 +172,36 @@ def test_real_engine_follow_up_and_topic_change(sample_engine: Any) -> None:
     from rag.conversation import retrieve_in_context
 
     follow, searched = retrieve_in_context(sample_engine.retriever, "And what did NATO answer?",
-                                           history, 5, both=True)
+                                           history, 5)
     assert searched.startswith("What did Russia demand about 1997?")
     assert follow.passages[0].sentence not in first.answer  # something new, not a repeat
     change = sample_engine.ask("Welche ukrainische Vizeregierungschefin besuchte das "
                                "NATO-Hauptquartier in Brüssel?", history=history)
     assert change.citations and change.citations[0].source.startswith("002")
+
+
+def test_names_are_compared_across_inflection_script_and_accents() -> None:
+    from rag.conversation import names, new_names
+
+    assert names("Co powiedział Stoltenberg o Ukrainie?") == {"stolt", "ukrai"}
+    assert names("What did Lukashenko say?") == names("Ce a spus Lukaşenko?") == {"lukas"}
+    history = [("Whom did Putin meet?", "“Putin l-a primit pe Alexandr Lukaşenko.” [1]")]
+    assert new_names("Co odpowiedział Łukaszenka?", history) == set()
+    assert new_names("Co powiedział Stoltenberga o Ukrainie?", history) == {"stolt", "ukrai"}
+
+
+def test_a_topic_change_naming_someone_new_is_searched_alone(sample_engine: Any) -> None:
+    """Found as a new user: a Polish question about Stoltenberg right after questions on
+    Russia's demands was searched joined to the previous English question."""
+    first = sample_engine.ask("Which countries did Moscow want foreign troops pulled out of?")
+    history = [("Which countries did Moscow want foreign troops pulled out of?", first.answer)]
+    follow = sample_engine.ask("And how did NATO respond to that?", history=history)
+    assert (follow.standalone_question or "").startswith("Which countries did Moscow")
+    quoted_before = set(re.findall(r"“(.+?)”", first.answer))
+    assert follow.citations[0].text not in quoted_before  # a follow-up asks for something new
+    history.append(("And how did NATO respond to that?", follow.answer))
+    change = sample_engine.ask("Co powiedział Stoltenberg o Ukrainie?", history=history)
+    assert change.standalone_question is None
 
 
 def test_only_questions_that_lean_on_the_conversation_use_it() -> None:

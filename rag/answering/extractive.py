@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
+from rag.answering.asked import asked_kind, holds
 from rag.embedding import chosen_embedder
 from rag.registry import Backend
 from rag.types import Draft, Passage
@@ -60,8 +61,10 @@ class ExtractiveAnswerer:
         self.max_quotes = max_quotes
         self.margin = margin
 
-    def select(self, passages: Sequence[Passage]) -> list[Passage]:
-        """Passages whose best sentence is close enough to the overall best, best first."""
+    def select(self, passages: Sequence[Passage], question: str = "") -> list[Passage]:
+        """Passages whose best sentence is close enough to the overall best, best first;
+        for a who / when / how-many question the first that names a person, a date or a
+        number leads (``rag.answering.asked``)."""
         ranked = sorted((p for p in passages if p.sentence and quotable(p.sentence)),
                         key=lambda p: -p.score)
         if not ranked:
@@ -77,15 +80,18 @@ class ExtractiveAnswerer:
             chosen.append(passage)
             if len(chosen) == self.max_quotes:
                 break
-        return chosen
+        kind = asked_kind(question)
+        answering = next((p for p in chosen if kind and holds(p.sentence or "", kind)), None)
+        return [answering, *(p for p in chosen if p is not answering)] if answering else chosen
 
     def draft(self, question: str, passages: Sequence[Passage]) -> Draft:
-        return self._quotes(PREAMBLE, self.select(passages))
+        return self._quotes(PREAMBLE, self.select(passages, question))
 
     def closest(self, question: str, passages: Sequence[Passage]) -> Draft:
         """The closest passages of a question the documents do not answer directly, under
         a preamble that says so (the engine's "not stated" status)."""
-        return self._quotes(NOT_STATED_PREAMBLE, self.select(passages)[:CLOSEST_QUOTES])
+        return self._quotes(NOT_STATED_PREAMBLE,
+                            self.select(passages, question)[:CLOSEST_QUOTES])
 
     def _quotes(self, preamble: str, chosen: Sequence[Passage]) -> Draft:
         if not chosen:
