@@ -68,14 +68,17 @@ run: ingest
 
 # The quality gate: the issue-11 test splits (single questions and conversations) with the
 # default embedder (EmbeddingGemma, fast variant), thresholds a little below its measured
-# figures (docs/evaluation.md: top-cited 0.840, paraphrased 0.822, follow-ups 0.737, topic
-# changes 0.800, near-topic declined 0.412), so a regression fails CI. Tune on the dev
-# splits, never on these.
+# figures (docs/evaluation.md, issue 23: top-cited 0.855, paraphrased 0.822, answerable
+# declined 0.030 and "not stated" 0.076, near-topic declined 0.412 and declined or "not
+# stated" 0.647, follow-ups 0.789, topic changes 0.900, first sentence holding the answer
+# 0.756), so a regression fails CI. Tune on the dev splits, never on these.
 EVAL_SET = eval/questions/single-test.jsonl eval/questions/turns-test.jsonl
-EVAL_GATE = --min hit@1=0.83 --min top_cited=0.81 --min top_cited_paraphrased=0.78 \
-	--max false_refusal_rate=0.06 --min near_topic_declined=0.35 \
-	--min top_cited_follow_up=0.70 --min top_cited_topic_change=0.70 \
-	--min citation_recall=0.88 --min groundedness=0.95 --min expected_content=0.79
+EVAL_GATE = --min hit@1=0.84 --min top_cited=0.83 --min top_cited_paraphrased=0.78 \
+	--max false_refusal_rate=0.06 --max answerable_not_stated=0.12 \
+	--min near_topic_declined=0.35 --min near_topic_not_answered=0.58 \
+	--min top_cited_first=0.88 --min top_cited_follow_up=0.73 --min top_cited_topic_change=0.80 \
+	--min citation_recall=0.90 --min groundedness=0.95 --min expected_content=0.82 \
+	--min lead_content=0.72
 
 # The tests need EmbeddingGemma (its own tests, and the gate runs the default embedder), so
 # here a failed install fails the run instead of falling back to e5.

@@ -6,7 +6,8 @@ store that ``Settings.from_env()`` names, computes each question's features,
 reports each feature's ROC AUC and the cross-validated AUC of the combined
 model, fits it on all given questions with the operating point chosen on the
 out-of-fold probabilities (at most 5 % of answerable questions declined), and
-prints the ``E5_MODEL`` / ``GEMMA_MODEL`` line (after the embedder) to paste.
+prints the ``E5_MODEL`` / ``GEMMA_MODEL`` line (after the embedder) to paste, and the
+upper end of the "not stated" band (at most 15 % of answerable questions in it).
 ``--test`` scores held-out files with that model (AUC and the decline rates at the
 operating point): for reporting only, never for choosing.
 """
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     family = engine.embedder.name.split(":", 1)[0].upper()
     print(f"{family}_MODEL = Model(mean={rounded['mean']}, scale={rounded['scale']}, "
           f"weights={rounded['weights']}, bias={model.bias:.4f}, threshold={model.threshold:.4f})")
+    fitted = [model.probability(r) for r in x]
+    stated = ans.stated_operating_point(fitted, y, model.threshold)
+    print(f"'not stated' band: {model.threshold:.4f} to {stated:.4f} (at most 15 % of "
+          f"answerable questions in it; STATED_THRESHOLDS in rag/retrieval.py)")
     if args.test:
         tx, ty = question_features(retriever, args.test)
         report("test", [model.probability(r) for r in tx[:, columns]], ty, model.threshold)

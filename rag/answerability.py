@@ -105,6 +105,19 @@ def operating_point(probabilities: Sequence[float], labels: Sequence[int],
     return float(answerable[int(max_false_decline * len(answerable))])
 
 
+def stated_operating_point(probabilities: Sequence[float], labels: Sequence[int],
+                           decline: float, max_not_stated: float = 0.15) -> float:
+    """The upper end of the "not stated" band: the highest threshold that leaves at most
+    ``max_not_stated`` of answerable questions between ``decline`` and it."""
+    answerable = np.sort(np.asarray([p for p, y in zip(probabilities, labels, strict=True)
+                                     if y], dtype=float))
+    best = decline
+    for t in answerable:
+        if np.mean((answerable >= decline) & (answerable < t)) <= max_not_stated:
+            best = max(best, float(t))
+    return best
+
+
 def balanced_operating_point(probabilities: Sequence[float], labels: Sequence[int]) -> float:
     """The threshold with the best balanced accuracy (mean of the two classes' accuracy):
     declining answerable questions and answering unanswerable ones weigh the same."""

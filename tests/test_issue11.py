@@ -148,6 +148,14 @@ def test_answerability_model_fit_auc_and_operating_point() -> None:
     assert ans.E5_MODEL.probability([0.78]) < ans.E5_MODEL.threshold  # decline
 
 
+def test_the_not_stated_band_holds_at_most_its_share_of_answerable_questions() -> None:
+    p = [0.5, 0.65, 0.7, 0.72, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.3, 0.6, 0.74]
+    y = [1] * 10 + [0] * 3
+    top = ans.stated_operating_point(p, y, decline=0.64, max_not_stated=0.2)
+    assert top == 0.72  # 0.65 and 0.7: 2 of 10 answerable in the band; 0.72 would be a third
+    assert ans.stated_operating_point(p, y, decline=0.64, max_not_stated=0.0) == 0.65
+
+
 def test_follow_up_helpers() -> None:
     history = [("What did Russia demand about 1997?", "Quoted:\n“Rusia a cerut 1997.” [1]")]
     assert in_context([], "Q?") is None
