@@ -27,9 +27,10 @@ def test_ask_json_contract_cites_the_romanian_article_first(sample_settings: Set
     result = run(["ask", "What did Russia demand about 1997?", "--json"], sample_settings)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) >= {"question", "answer", "answerer", "declined", "citations", "retrieved",
-                        "latency_ms"}
+    assert set(out) >= {"question", "answer", "answerer", "embedder", "declined", "citations",
+                        "retrieved", "latency_ms"}
     assert out["answerer"] == "extractive" and out["declined"] is False
+    assert out["embedder"].startswith("e5:multilingual-e5-small")  # the tests' embedder
     first = out["citations"][0]
     assert set(first) == {"n", "source", "text", "score"}
     assert first["source"] == "003_f0b8fe8fdb47aa20.txt"
