@@ -59,6 +59,10 @@ class Answer:
     # and what the check dropped or found unsupported, one line each.
     sentences: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Claims the claim check removed (rag.answering.claim_check): text, cited, quote,
+    # similarity, causes, reasons; and the one line that says how many and why.
+    removed_claims: list[dict[str, Any]] = field(default_factory=list)
+    removal_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +81,8 @@ class Answer:
             "support": round(self.support, 4),
             "sentences": self.sentences,
             "warnings": self.warnings,
+            "removed_claims": self.removed_claims,
+            "removal_note": self.removal_note,
         }
 
 
