@@ -48,6 +48,8 @@ def _print_answer(answer: Any, streamed: str = "") -> None:
     if answer.fallback_reason:
         note += f"; fallback because {answer.fallback_reason}"
     print(note + "]")
+    if getattr(answer, "removal_note", None):
+        print(f"[removed: {answer.removal_note}]")
     for warning in getattr(answer, "warnings", []):
         print(f"[warning: {warning}]")
     quoted = any(s.get("quote") for s in getattr(answer, "sentences", []))

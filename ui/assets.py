@@ -60,6 +60,7 @@ details[open] > summary .rag-more { display: none; }
 .rag-unsupported { text-decoration: underline dotted var(--color-orange-600, #c2410c);
   text-underline-offset: .2em; }
 .rag-flag { font-size: .8em; color: var(--color-orange-600, #c2410c); }
+.rag-removed { font-size: .8em; margin-top: .3em; color: var(--color-orange-600, #c2410c); }
 .rag-status { opacity: .75; font-style: italic; }
 .rag-error { color: var(--error-text-color, #b91c1c); }
 #question { position: relative; }

@@ -150,6 +150,9 @@ def _footer(record: Mapping[str, Any], show_searched: bool) -> str:
     searched = record.get("standalone_question")
     if show_searched and searched:
         parts.append(f'<div class="rag-searched">searched for: {esc(searched)}</div>')
+    removed = record.get("removal_note")
+    if removed:
+        parts.append(f'<div class="rag-removed" role="note">{esc(removed)}</div>')
     note = f"answered by {esc(record.get('answerer') or '')} in " \
            f"{float(record.get('latency_ms') or 0):.0f} ms"
     reason = record.get("fallback_reason")
