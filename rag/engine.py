@@ -9,6 +9,7 @@ that were actually retrieved.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -22,6 +23,8 @@ from rag.types import Answer, AnswererError, Citation, Draft, Passage
 
 if TYPE_CHECKING:
     from rag.retrieval import Retrieval
+
+log = logging.getLogger(__name__)
 
 DECLINE_TEXT = "Not found in the documents: the corpus does not hold an answer to this question."
 
@@ -74,19 +77,20 @@ class Engine:
     def __init__(
         self, settings: Settings | None = None, embedder: Any = None, *,
         retriever: Any = None, answerers: Mapping[str, Answerer] | None = None,
-        claim_checker: Any = None,
+        claim_checker: Any = None, glosser: Any = None,
     ) -> None:
         """Components are built from the settings on first use; pass them to share or test:
         ``embedder`` an already loaded one (the benchmark, several engines), ``retriever``
         anything with ``retrieve(question, k) -> Retrieval``, ``answerers`` by name,
         ``claim_checker`` anything with ``check(claim, quote, passages) -> Verdict``
-        (``rag.answering.claim_check``)."""
+        (``rag.answering.claim_check``), ``glosser`` a ``rag.glosses.Glosser``."""
         self.settings = settings or Settings()
         self._embedder: Any = embedder
         self._store: Any = None
         self._retriever: Any = retriever
         self._answerers: dict[str, Answerer] = dict(answerers or {})
         self._claim_checker: Any = claim_checker
+        self._glosser: Any = glosser
 
     # -- components, created on first use so 'rag status' stays light ---------------
     @property
@@ -350,6 +354,7 @@ class Engine:
             warnings=checked.warnings if checked else [],
             removed_claims=checked.removed if checked else [],
             removal_note=self._removal_note(checked),
+            glosses=self._cached_glosses(turn.question, draft, citations, passages),
         )
 
     @staticmethod
@@ -368,6 +373,60 @@ class Engine:
 
             self._claim_checker = ClaimChecker.for_embedder(self.embedder)
         return self._claim_checker
+
+    # -- glosses (rag.glosses) ------------------------------------------------------------
+    @property
+    def glosser(self) -> Any:
+        """Glosses of extractive answers, or None: RAG_GLOSSES=off, or no local model
+        installed (what the ``local`` answerer's ``offered`` checks; nothing is loaded)."""
+        if self._glosser is None:
+            self._glosser = False
+            from rag.answering.local import installed
+
+            if self.settings.glosses != "off" and installed(self.settings):
+                from rag.glosses import THRESHOLDS, Glosser, LocalTranslator
+
+                model = self.claim_checker.model
+                if model.family in THRESHOLDS:
+                    translator = LocalTranslator(self.settings)
+                    self._glosser = Glosser(self._ready_store(), model, translator,
+                                            self.settings.gloss_timeout,
+                                            translator_name=translator.name)
+        return self._glosser or None
+
+    def _gloss_target(self, answer: Answer) -> str | None:
+        """The language to gloss ``answer``'s quotes into, or None when none is wanted."""
+        if answer.declined or not answer.citations or not answer.answerer.startswith(
+                "extractive"):
+            return None
+        from rag.glosses import target_language
+
+        return target_language(answer.question)
+
+    def _cached_glosses(self, question: str, draft: Draft, citations: Sequence[Citation],
+                        passages: Sequence[Passage]) -> list[dict[str, Any]]:
+        """The glosses already cached for an extractive answer's quotes (no model asked)."""
+        if not citations or not draft.answerer.startswith("extractive") or not self.glosser:
+            return []
+        answer = Answer(question, "", draft.answerer, False, list(citations), list(passages))
+        target = self._gloss_target(answer)
+        try:
+            return self.glosser.cached(answer, target) if target else []
+        except Exception:  # noqa: BLE001 - a gloss never costs the answer
+            log.exception("could not read the gloss cache")
+            return []
+
+    def glosses(self, answer: Answer) -> Iterator[dict[str, Any]]:
+        """The glosses ``answer`` does not carry yet, each as soon as it is translated and
+        checked (the page and ``rag ask`` add them under the quotes); nothing when glosses
+        are off, no model is installed, or the model fails (logged, never raised)."""
+        target = self._gloss_target(answer)
+        if target is None or not self.glosser:
+            return
+        try:
+            yield from self.glosser.stream(answer, target)
+        except Exception:  # noqa: BLE001 - a gloss never costs the answer
+            log.exception("glossing failed")
 
     def _checked(self, draft: Draft, passages: Sequence[Passage]) -> Any:
         """An LLM reply checked against the passages: quotes found, markers ours, every claim

@@ -158,6 +158,7 @@ def rag_field(answer: Answer, redact: Callable[[str], str]) -> dict[str, Any]:
         "support": round(answer.support, 4),
         "removed_claims": answer.removed_claims,
         "removal_note": answer.removal_note,
+        "glosses": answer.glosses,
     }
 
 

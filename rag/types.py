@@ -63,6 +63,9 @@ class Answer:
     # similarity, causes, reasons; and the one line that says how many and why.
     removed_claims: list[dict[str, Any]] = field(default_factory=list)
     removal_note: str | None = None
+    # Extractive answers: checked machine translations of quotes not in the question's
+    # language (rag.glosses): n, language, text, label.
+    glosses: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class Answer:
             "warnings": self.warnings,
             "removed_claims": self.removed_claims,
             "removal_note": self.removal_note,
+            "glosses": self.glosses,
         }
 
 

@@ -26,9 +26,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any ``RAG_*`` variable, plus ``extra``.
 
     Child processes must see only the settings a test gives them, never a developer's.
+    Glosses are off unless a test turns them on: with the local model installed, every
+    extractive answer would start it.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **extra)
+    env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", RAG_GLOSSES="off")
+    env.update(extra)
     return env
 
 
