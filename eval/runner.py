@@ -172,6 +172,9 @@ def run_eval(
             "retrieved_sources": outcome.retrieved_sources,
             "latency_ms": round(latency, 1), "support": _round(getattr(answer, "support", None)),
             "fallback_reason": getattr(answer, "fallback_reason", None),
+            # an LLM's claims as the engine checked them (quote, similarity), and removed ones
+            "claims": getattr(answer, "sentences", []),
+            "removed_claims": getattr(answer, "removed_claims", []),
             **{key: _round(value) for key, value in row.items()},
             **detail,
         })
