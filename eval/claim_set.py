@@ -66,11 +66,11 @@ def _fold(word: str) -> str:
 
 # Capitalised words that are not names (titles, days, months) in the claim languages.
 _NOT_NAMES = {w.casefold() for w in (
-    "President Prime Minister Secretary General Foreign Deputy Monday Tuesday Wednesday "
-    "Thursday Friday Saturday Sunday January February March April May June July August "
-    "September October November December Founding Act Declaration Council Summit Treaty "
-    "Alliance Yes No The According"
-).split()}
+    "President", "Prime", "Minister", "Secretary", "General", "Foreign", "Deputy", "Monday",
+    "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February",
+    "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "December", "Founding", "Act", "Declaration", "Council", "Summit", "Treaty", "Alliance",
+    "Yes", "No", "The", "According")}
 
 
 def _names(text: str, lang: str) -> list[str]:

@@ -135,9 +135,12 @@ def _add_glosses(live: LiveEngine, engine: Any, answer: Answer, turn: dict[str, 
                  turns: list[dict[str, Any]], show_searched: bool) -> Iterator[tuple[Any, ...]]:
     """Glosses under the quotes of a shown answer, each as the local model writes it (the
     answer is on the page already; a failing model just stops them, rag.glosses)."""
+    more = getattr(engine, "glosses", None)  # an engine without glosses (tests) has none
+    if more is None:
+        return
     glosses = turn["answer"].setdefault("glosses", [])
     with live.using():
-        for gloss in engine.glosses(answer):
+        for gloss in more(answer):
             glosses.append(gloss)
             yield gr.skip(), chat_html(turns, show_searched), turns, gr.skip()
 
