@@ -175,3 +175,26 @@ def test_json_cut_off_by_the_token_limit_is_a_failure_not_free_text() -> None:
     checked = check_reply('{"answerable": true, "claims": [{"passage": 1, "quote": "1.1.1.1',
                           PASSAGES)
     assert checked.failure and "cut off" in checked.failure and checked.text == ""
+
+
+def test_the_removal_is_said_in_the_cli_the_page_the_api_and_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rag.cli import _print_answer
+    from rag.openai_api import rag_field
+    from rag.types import Answer, Citation
+    from rag.ui.render import answer_html
+
+    note = "1 of 2 claims was removed by the claim check: not supported by its quote (1)."
+    removed = [{"text": "Russia demanded that Poland leave the European Union.", "cited": [1],
+                "quote": "Rusia a cerut", "similarity": 0.71, "causes": ["unsupported"],
+                "reasons": ["its quote does not say it (similarity 0.71 < 0.85)"]}]
+    answer = Answer("q", "Russia demanded 1997 [1].", "openai:m", False,
+                    [Citation(1, "003.txt", "Rusia a cerut", 0.9, RO, "ro")],
+                    removed_claims=removed, removal_note=note)
+    _print_answer(answer)
+    assert f"[removed: {note}]" in capsys.readouterr().out
+    assert f'<div class="rag-removed" role="note">{note}</div>' in answer_html(answer.to_dict())
+    api = rag_field(answer, lambda text: text)
+    assert api["removal_note"] == note and api["removed_claims"] == removed
+    assert answer.to_dict()["removed_claims"] == removed
