@@ -386,7 +386,11 @@ class Engine:
             if self.settings.glosses != "off" and installed(self.settings):
                 from rag.glosses import THRESHOLDS, Glosser, LocalTranslator
 
-                model = self.claim_checker.model
+                model = getattr(self.claim_checker, "model", None)
+                if model is None:
+                    from rag.similarity import similarity_model
+
+                    model = similarity_model(self.embedder)
                 if model.family in THRESHOLDS:
                     translator = LocalTranslator(self.settings)
                     self._glosser = Glosser(self._ready_store(), model, translator,
@@ -406,12 +410,12 @@ class Engine:
     def _cached_glosses(self, question: str, draft: Draft, citations: Sequence[Citation],
                         passages: Sequence[Passage]) -> list[dict[str, Any]]:
         """The glosses already cached for an extractive answer's quotes (no model asked)."""
-        if not citations or not draft.answerer.startswith("extractive") or not self.glosser:
+        if not citations or not draft.answerer.startswith("extractive"):
             return []
         answer = Answer(question, "", draft.answerer, False, list(citations), list(passages))
-        target = self._gloss_target(answer)
         try:
-            return self.glosser.cached(answer, target) if target else []
+            target = self._gloss_target(answer)
+            return self.glosser.cached(answer, target) if target and self.glosser else []
         except Exception:  # noqa: BLE001 - a gloss never costs the answer
             log.exception("could not read the gloss cache")
             return []
