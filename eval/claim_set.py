@@ -118,9 +118,10 @@ RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
 # -- scoring ----------------------------------------------------------------------------
 
 def similarities(checker: ClaimChecker, rows: Sequence[dict[str, Any]]) -> np.ndarray:
-    claims = checker.model.claims([r["claim"] for r in rows])
-    quotes = checker.model.sources([r["quote"] for r in rows])
-    return np.einsum("ij,ij->i", claims, quotes)
+    """Each claim against its quote, as the check scores it (embedded in two batches)."""
+    checker.model.claims([r["claim"] for r in rows])
+    checker.model.sources([r["quote"] for r in rows])
+    return np.array([checker.similarity(r["claim"], r["quote"]) for r in rows])
 
 
 def decide(rows: Sequence[dict[str, Any]], scores: np.ndarray, threshold: float,

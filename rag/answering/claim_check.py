@@ -67,7 +67,12 @@ class ClaimChecker:
         return cls(model)
 
     def similarity(self, claim: str, quote: str) -> float:
-        return float(self.model.claims([claim])[0] @ self.model.sources([quote])[0])
+        """The claim against its quote, or against one sentence of a quote that has several
+        (a model quoting two sentences to claim what the second says is faithful)."""
+        from rag.groundedness import passage_sentences
+
+        parts = [quote, *(s for s in passage_sentences(quote) if s != quote)]
+        return float((self.model.sources(parts) @ self.model.claims([claim])[0]).max())
 
     def best_sentence(self, claim: str, passages: Sequence[str]) -> tuple[float, str]:
         """The passages' sentence closest to the claim (a free-text reply names none)."""
