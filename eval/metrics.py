@@ -35,6 +35,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "top_cited": ("higher", "answerable: the first cited file is an expected one"),
     "top_cited_paraphrased": ("higher", "paraphrased answerable: the first cited file is expected"),
     "near_topic_declined": ("higher", "near-topic unanswerable: the assistant declined"),
+    "answerable_not_stated": ("lower", "answerable: answered 'the documents do not say this "
+                                       "directly' with the closest passages"),
+    "near_topic_not_answered": ("higher", "near-topic unanswerable: declined or 'not stated'"),
     "top_cited_first": ("higher", "first turns of conversations: first cited file expected"),
     "top_cited_follow_up": ("higher", "follow-up turns: the first cited file is expected"),
     "top_cited_topic_change": ("higher", "topic-change turns: the first cited file is expected"),
@@ -220,6 +223,11 @@ class Outcome:
     groundedness: float | None = None  # share of supported sentences; None if nothing to check
     judge: float | None = None  # LLM judge verdict (1 faithful, 0 not), when configured
     extra: dict[str, Any] = field(default_factory=dict)
+    status: str = ""  # answered, not_stated or declined (rag.types); "" = from ``declined``
+
+    def __post_init__(self) -> None:
+        if self.declined or not self.status:
+            self.status = "declined" if self.declined else "answered"
 
 
 def detect(text: str) -> str:
@@ -244,10 +252,12 @@ def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
     q = outcome.question
     answered = not outcome.declined
     cited = outcome.cited_sources if answered else []
-    row: dict[str, float | None] = dict.fromkeys(
+    row: dict[str, Any] = dict.fromkeys(
         ("hit@1", "hit@k", "rr", "citation_recall", "expected_content",
-         "false_refusal", "refused", "top_cited")
+         "false_refusal", "refused", "top_cited", "not_stated", "not_answered")
     )
+    row["status"] = outcome.status
+    not_stated = 1.0 if outcome.status == "not_stated" else 0.0
     if q.answerable:
         row["hit@1"] = hit_at(outcome.retrieved_sources, q.sources, 1)
         row["hit@k"] = hit_at(outcome.retrieved_sources, q.sources, k)
@@ -255,12 +265,14 @@ def score_question(outcome: Outcome, k: int) -> dict[str, float | None]:
         row["citation_recall"] = citation_recall(cited, q.sources)
         row["top_cited"] = first_cited_correct(cited, q.sources)
         row["false_refusal"] = 0.0 if answered else 1.0
+        row["not_stated"] = not_stated
         if q.expect_any:
             row["expected_content"] = (
                 contains_expected(outcome.answer, q.expect_any) if answered else 0.0
             )
     else:
         row["refused"] = 1.0 if outcome.declined else 0.0
+        row["not_answered"] = max(row["refused"], not_stated)
     # An unanswerable question answered with citations has no expected file: precision 0.
     row["citation_precision"] = citation_precision(cited, q.sources)
     row["groundedness"] = outcome.groundedness if answered else None
@@ -295,6 +307,9 @@ def summarize(
         "top_cited": mean(col("top_cited")),
         "near_topic_declined": mean(r.get("refused") for r in rows
                                     if r.get("kind") == "near-topic"),
+        "answerable_not_stated": mean(col("not_stated")),
+        "near_topic_not_answered": mean(r.get("not_answered") for r in rows
+                                        if r.get("kind") == "near-topic"),
     }
     for name, (field_name, value) in TOP_CITED_SUBSETS.items():
         summary[name] = mean(r.get("top_cited") for r in rows if r.get(field_name) == value)

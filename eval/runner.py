@@ -33,6 +33,7 @@ from rag.eval.metrics import (
 )
 
 from rag.groundedness import DEFAULT_THRESHOLD, Grounder
+from rag.types import STATUSES
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_USAGE = 0, 1, 2
 # Per-language breakdown: the metrics that are meaningful on a handful of questions.
@@ -73,6 +74,7 @@ def evaluate_answer(
         question=question,
         answer=answer.answer,
         declined=bool(answer.declined),
+        status=str(getattr(answer, "status", "") or ""),
         cited_sources=[c.source for c in answer.citations],
         retrieved_sources=dedupe(p.source for p in answer.retrieved),
         latency_ms=latency_ms,
@@ -82,8 +84,9 @@ def evaluate_answer(
     return outcome, detail
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+def _round(value: Any) -> Any:
+    """Floats to 4 places; anything else (None, a status) as it is."""
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def load_all(paths: str | Path | Sequence[str | Path]) -> list[Question]:
@@ -167,7 +170,8 @@ def run_eval(
             "question": q.question,
             "standalone_question": getattr(answer, "standalone_question", None),
             "expected_sources": list(q.sources), "answer": answer.answer,
-            "answerer": answer.answerer, "declined": outcome.declined,
+            "answerer": answer.answerer, "status": outcome.status,
+            "declined": outcome.declined,
             "cited_sources": outcome.cited_sources,
             "retrieved_sources": outcome.retrieved_sources,
             "latency_ms": round(latency, 1), "support": _round(getattr(answer, "support", None)),
@@ -223,7 +227,9 @@ def by_group(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str,
         subset = [r for r in rows if r.get(key) == value]
         metrics = summarize(subset, [])
         out[value] = {"questions": len(subset),
-                      **{m: _round(metrics[m]) for m in LANGUAGE_METRICS}}
+                      **{m: _round(metrics[m]) for m in LANGUAGE_METRICS},
+                      "statuses": {s: sum(r.get("status") == s for r in subset)
+                                   for s in STATUSES}}
     return out
 
 
@@ -236,7 +242,8 @@ def print_table(
     summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], stream: TextIO
 ) -> None:
     """A readable table: value, how many questions it is over, and threshold status."""
-    per_q = {"mrr": "rr", "refusal_accuracy": "refused", "false_refusal_rate": "false_refusal"}
+    per_q = {"mrr": "rr", "refusal_accuracy": "refused", "false_refusal_rate": "false_refusal",
+             "answerable_not_stated": "not_stated"}
     limits = {**{m: f">= {v:g}" for m, v in summary["minimums"].items()},
               **{m: f"<= {v:g}" for m, v in summary["maximums"].items()}}
     failed = {line.split(":")[0] for line in summary["failures"]}
@@ -271,7 +278,7 @@ def print_table(
 
 def metric_count(name: str, rows: Sequence[Mapping[str, Any]], per_q: Mapping[str, str]) -> int:
     """How many questions a summary metric is computed over (subset metrics included)."""
-    if name == "near_topic_declined":
+    if name in ("near_topic_declined", "near_topic_not_answered"):
         return sum(r.get("kind") == "near-topic" for r in rows)
     if name in TOP_CITED_SUBSETS:
         field_name, value = TOP_CITED_SUBSETS[name]
@@ -285,12 +292,13 @@ def print_groups(groups: Mapping[str, Mapping[str, Any]], title: str, stream: Te
     if not groups:
         return
     print(f"\nby {title}:", file=stream)
-    print(f"{'':<13} {'n':>3} " + " ".join(f"{m[:12]:>12}" for m in LANGUAGE_METRICS),
-          file=stream)
+    print(f"{'':<13} {'n':>3} " + " ".join(f"{m[:12]:>12}" for m in LANGUAGE_METRICS)
+          + "  answered/not stated/declined", file=stream)
     for name, values in groups.items():
         cells = " ".join(f"{'-' if values[m] is None else format(values[m], '.2f'):>12}"
                          for m in LANGUAGE_METRICS)
-        print(f"{name:<13} {values['questions']:>3} {cells}", file=stream)
+        statuses = "/".join(str(values.get("statuses", {}).get(s, 0)) for s in STATUSES)
+        print(f"{name:<13} {values['questions']:>3} {cells}  {statuses}", file=stream)
 
 
 def build_parser() -> argparse.ArgumentParser:

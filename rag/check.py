@@ -136,7 +136,7 @@ def check_store(store: Store, sample: int = SAMPLE, seed: int = 0) -> CheckRepor
                                               if len(damaged) > SHOWN else "")
         index = [f"vector index: {len(damaged)} of {report.records} stored vectors are damaged "
                  f"(not finite or not of norm 1: {named}): run 'rag check --repair'"]
-    if report.records and not unreadable:
+    if report.records and not index:  # already damaged: the probe would say it again
         index += store.probe_index(sample, seed)
     report.index_problems = index
     report.problems += index

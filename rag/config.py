@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     collection: str = "documents"
     top_k: int = 5
     decline_threshold: float = 0.0  # 0: the calibrated default of the embedder
+    # Support below this (above the decline threshold): "the documents do not say this
+    # directly" with the closest passages. 0: the calibrated default of the embedder.
+    stated_threshold: float = 0.0
     max_question_chars: int = 4000
     max_file_mb: float = 10.0  # ~2.5M tokens: about 1.5 h of e5 embedding on 2 cores
     upload_max_mb: float = 20.0

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from rag.answering import Answerer
 from rag.config import DEFAULT_CORPUS, Settings
-from rag.types import Answer, AnswererError, Citation, Draft, Passage
+from rag.types import (
+    ANSWERED,
+    DECLINED,
+    NOT_STATED,
+    Answer,
+    AnswererError,
+    Citation,
+    Draft,
+    Passage,
+)
 
 if TYPE_CHECKING:
     from rag.retrieval import Retrieval
@@ -262,8 +271,14 @@ class Engine:
         self, turn: Turn, answerer: str | None, stream: bool = True
     ) -> Generator[str, None, Answer]:
         name = (answerer or self.settings.answerer or "extractive").lower()
-        if self._should_decline(turn.retrieval):
+        status = self.status_for(turn.retrieval)
+        if status == DECLINED:
             return self._finish(turn, Draft(text="", answerer=name, declined=True))
+        if status == NOT_STATED:  # the closest quotes, marked as not an answer; no LLM call
+            draft = self.answerer("extractive").closest(turn.standalone, turn.retrieval.passages)
+            if stream and draft.text:
+                yield draft.text
+            return self._finish(turn, draft, status=NOT_STATED)
         chosen = None
         try:
             chosen = self._usable_answerer(name)
@@ -281,13 +296,26 @@ class Engine:
             reason = f"{chosen.name} failed: {exc}" if chosen is not None else str(exc)
         return (yield from self._fall_back(turn, reason))
 
-    def _should_decline(self, retrieval: Retrieval) -> bool:
-        return not retrieval.passages or retrieval.support < self._threshold()
+    def status_for(self, retrieval: Retrieval) -> str:
+        """Which honest outcome the answerability signal allows: declined below the decline
+        threshold, "not stated" up to the stated threshold, else answered."""
+        if not retrieval.passages or retrieval.support < self._threshold():
+            return DECLINED
+        return NOT_STATED if retrieval.support < self._stated_threshold() else ANSWERED
 
     def _threshold(self) -> float:
         from rag.retrieval import default_threshold
 
         return self.settings.decline_threshold or default_threshold(self.embedder.name)
+
+    def _stated_threshold(self) -> float:
+        """The band's upper end; a decline threshold set by hand alone means no band (the
+        calibrated band belongs with the calibrated decline threshold)."""
+        from rag.retrieval import default_stated_threshold
+
+        if self.settings.stated_threshold or self.settings.decline_threshold:
+            return self.settings.stated_threshold
+        return default_stated_threshold(self.embedder.name)
 
     def _usable_answerer(self, name: str) -> Answerer:
         """The answerer, or AnswererError when a known LLM answerer is misconfigured
@@ -331,7 +359,8 @@ class Engine:
             answer.removed_claims, answer.removal_note = list(removed), removal_note(removed, 0)
         return answer
 
-    def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None) -> Answer:
+    def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None,
+                status: str = ANSWERED) -> Answer:
         passages = turn.retrieval.passages
         declined = draft.declined or not draft.text.strip()
         checked = None if declined else self._checked(draft, passages)
@@ -351,7 +380,7 @@ class Engine:
             standalone_question=turn.standalone if turn.standalone != turn.question else None,
             support=turn.retrieval.support,
             sentences=[s.to_dict() for s in checked.sentences] if checked else [],
-            warnings=checked.warnings if checked else [],
+            warnings=checked.warnings if checked else [], status=status,
             removed_claims=checked.removed if checked else [],
             removal_note=self._removal_note(checked),
             glosses=self._cached_glosses(turn.question, draft, citations, passages),

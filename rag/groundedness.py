@@ -26,7 +26,7 @@ from rag.markers import MARKER, has_marker, marker_numbers, strip_markers
 DEFAULT_THRESHOLD = 0.855
 
 # Lines an answerer adds around the answer that claim nothing about the documents.
-BOILERPLATE_PREFIXES = ("quoted from the documents",)
+BOILERPLATE_PREFIXES = ("quoted from the documents", "the documents do not say this directly")
 
 _LEADING_MARKERS = re.compile(rf"^((?:{MARKER.pattern})+)[\s.,;:]*")
 _QUOTES = "\"'“”„«»‘’‚"

@@ -57,8 +57,10 @@ similarity score (higher is closer), the sentence that matched best and the whol
 passage. Use it to find what the documents say; use ask for a cited answer."""
 ASK = """Answer a question from the documents of this knowledge base, with citations. \
 Returns what `rag ask --json` prints: answer (text with [n] markers), citations \
-[{n, source (the file), text (the quoted sentence), score}], declined (true when the \
-documents hold no answer: the answer then says "Not found in the documents"), answerer, \
+[{n, source (the file), text (the quoted sentence), score}], status ("answered"; \
+"not_stated": the documents do not say this directly, the answer quotes the closest \
+passages and is not an answer; "declined": the documents hold no answer, the answer says \
+"Not found in the documents"), declined (status is "declined"), answerer, \
 fallback_reason, retrieved, latency_ms. Ask in any language; a question must stand on \
 its own (this tool keeps no conversation)."""
 LIST = """List the documents of this knowledge base: file, title, language, passages and \

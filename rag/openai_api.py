@@ -152,6 +152,7 @@ def rag_field(answer: Answer, redact: Callable[[str], str]) -> dict[str, Any]:
         ],
         "answer": answer.answer,
         "answerer": answer.answerer,
+        "status": answer.status,
         "declined": answer.declined,
         "fallback_reason": redact(answer.fallback_reason) if answer.fallback_reason else None,
         "standalone_question": answer.standalone_question,

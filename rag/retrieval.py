@@ -40,10 +40,24 @@ SUPPORT_THRESHOLDS = {"e5:": answerability.E5_MODEL.threshold}
 PRF_WEIGHT, PRF_DOCS = 0.3, 3
 
 
+# The "not stated" band's upper end: support from the decline threshold up to this gets
+# the closest passages marked as not an answer. Chosen on the dev split
+# (eval/calibrate_answerability.py); an embedder without one has no band.
+STATED_THRESHOLDS: dict[str, float] = {}
+
+
+def _for_embedder(table: dict[str, float], embedder_name: str) -> float:
+    return next((t for prefix, t in table.items() if embedder_name.startswith(prefix)), 0.0)
+
+
 def default_threshold(embedder_name: str) -> float:
     """The calibrated decline threshold for an embedder (0 = never decline on score)."""
-    return next((t for prefix, t in SUPPORT_THRESHOLDS.items()
-                 if embedder_name.startswith(prefix)), 0.0)
+    return _for_embedder(SUPPORT_THRESHOLDS, embedder_name)
+
+
+def default_stated_threshold(embedder_name: str) -> float:
+    """Support below this (and above the decline threshold) is "not stated" (0: no band)."""
+    return _for_embedder(STATED_THRESHOLDS, embedder_name)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

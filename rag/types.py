@@ -41,9 +41,19 @@ class Citation:
     language: str = "und"
 
 
+ANSWERED, NOT_STATED, DECLINED = "answered", "not_stated", "declined"
+STATUSES = (ANSWERED, NOT_STATED, DECLINED)
+
+
 @dataclass
 class Answer:
-    """What ``Engine.ask`` returns; ``to_dict`` is the ``rag ask --json`` contract."""
+    """What ``Engine.ask`` returns; ``to_dict`` is the ``rag ask --json`` contract.
+
+    ``status`` is one of three honest outcomes: ``answered``; ``not_stated`` (the
+    documents do not say this directly: the closest passages are quoted, marked as not
+    an answer); ``declined`` (nothing close enough: "Not found in the documents").
+    ``declined`` is the same as ``status == "declined"``, kept for existing clients.
+    """
 
     question: str
     answer: str
@@ -66,12 +76,18 @@ class Answer:
     # Extractive answers: checked machine translations of quotes not in the question's
     # language (rag.glosses): n, language, text, label.
     glosses: list[dict[str, Any]] = field(default_factory=list)
+    status: str = ""  # derived from ``declined`` when not given
+
+    def __post_init__(self) -> None:
+        if self.declined or not self.status:
+            self.status = DECLINED if self.declined else ANSWERED
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.answer,
             "answerer": self.answerer,
+            "status": self.status,
             "declined": self.declined,
             "citations": [
                 {"n": c.n, "source": c.source, "text": c.text, "score": round(c.score, 4)}

@@ -9,7 +9,7 @@ every test starts and stops its processes the same way and never leaves one behi
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import socket
 import subprocess
 import sys
@@ -129,18 +129,25 @@ PIECE = 1 << 20
 
 
 def _send_unless_answered(sock: socket.socket, data: bytes) -> bool:
-    """Send ``data``; False as soon as the server has answered (or closed) instead."""
+    """Send ``data``; False as soon as the server has answered (or closed) instead.
+
+    ``selectors``, not ``select.select``: late in a full test run this process holds more
+    than 1,024 file descriptors, which ``select`` cannot watch.
+    """
     view = memoryview(data)
-    while view:
-        readable, writable, _ = select.select([sock], [sock], [], 30)
-        if readable:
-            return False
-        if not writable:
-            raise TimeoutError("the server neither read nor answered for 30 s")
-        try:
-            view = view[sock.send(view):]
-        except (BrokenPipeError, ConnectionResetError):
-            return False
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while view:
+            events = selector.select(30)
+            mask = events[0][1] if events else 0
+            if mask & selectors.EVENT_READ:
+                return False
+            if not mask & selectors.EVENT_WRITE:
+                raise TimeoutError("the server neither read nor answered for 30 s")
+            try:
+                view = view[sock.send(view):]
+            except (BrokenPipeError, ConnectionResetError):
+                return False
     return True
 
 

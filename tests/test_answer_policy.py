@@ -67,6 +67,31 @@ def test_weak_support_declines_without_calling_the_answerer() -> None:
     assert answer.declined and answer.answer == DECLINE_TEXT and llm.calls == 0
 
 
+def test_support_in_the_band_gets_the_closest_quotes_marked_as_not_an_answer() -> None:
+    """Three honest outcomes: declined below the decline threshold, "not stated" (the
+    closest passages, no LLM call) up to the stated threshold, answered above it."""
+    llm = ScriptedLLM("Cats sleep a lot [1].")
+
+    def ask(support: float) -> Answer:
+        engine = Engine(Settings(answerer="scripted", decline_threshold=0.8,
+                                 stated_threshold=0.85),
+                        retriever=ScriptedRetriever(support), answerers={"scripted": llm})
+        return engine.ask("Do cats sleep?")
+
+    declined, not_stated, answered = ask(0.79), ask(0.83), ask(0.86)
+    assert (declined.status, not_stated.status, answered.status) == (
+        "declined", "not_stated", "answered")
+    assert declined.declined and not not_stated.declined and not answered.declined
+    assert not_stated.answer.startswith("The documents do not say this directly")
+    assert "“Cats sleep a lot.” [1]" in not_stated.answer and not_stated.citations
+    assert not_stated.answerer == "extractive" and llm.calls == 1  # only for the answer
+    assert not_stated.to_dict()["status"] == "not_stated"
+    events = list(Engine(Settings(answerer="scripted", decline_threshold=0.8,
+                                  stated_threshold=0.85), retriever=ScriptedRetriever(0.83),
+                         answerers={"scripted": llm}).ask_stream("Do cats sleep?"))
+    assert events[0] == not_stated.answer and events[-1].status == "not_stated"
+
+
 def test_an_answer_citing_sent_passages_is_kept_with_its_citations() -> None:
     answer = _engine(ScriptedLLM("Cats sleep a lot [1].")).ask("Do cats sleep?")
     assert not answer.declined and answer.answerer == "scripted"

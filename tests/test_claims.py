@@ -180,10 +180,11 @@ def test_json_cut_off_by_the_token_limit_is_a_failure_not_free_text() -> None:
 def test_the_removal_is_said_in_the_cli_the_page_the_api_and_json(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from rag.ui.render import answer_html
+
     from rag.cli import _print_answer
     from rag.openai_api import rag_field
     from rag.types import Answer, Citation
-    from rag.ui.render import answer_html
 
     note = "1 of 2 claims was removed by the claim check: not supported by its quote (1)."
     removed = [{"text": "Russia demanded that Poland leave the European Union.", "cited": [1],

@@ -132,6 +132,26 @@ def test_summary_on_a_hand_computed_set() -> None:
     assert set(s) == set(METRICS)
 
 
+def test_statuses_are_counted_apart_per_question_kind() -> None:
+    """"Not stated" answers of answerable questions count against ``answerable_not_stated``,
+    not as declines; for near-topic questions they count as not answered (with declines)."""
+    rows = []
+    cases = [("a1", (A,), "paraphrase", "answered"), ("a2", (A,), "paraphrase", "not_stated"),
+             ("a3", (A,), "direct", "declined"), ("a4", (A,), "direct", "answered"),
+             ("n1", (), "near-topic", "not_stated"), ("n2", (), "near-topic", "declined"),
+             ("n3", (), "near-topic", "answered"), ("n4", (), "near-topic", "answered")]
+    for qid, sources, kind, status in cases:
+        q = Question(qid, "?", sources, kind=kind)
+        outcome = Outcome(q, "x [1]", status == "declined", [A], [A], 1.0, status=status)
+        rows.append({**score_question(outcome, 5), "kind": kind})
+    summary = summarize(rows, [1.0])
+    assert summary["answerable_not_stated"] == 0.25
+    assert summary["false_refusal_rate"] == 0.25
+    assert summary["near_topic_declined"] == 0.25
+    assert summary["near_topic_not_answered"] == 0.5
+    assert [r["status"] for r in rows] == [c[3] for c in cases]
+
+
 def test_declined_answer_scores_no_content_and_no_groundedness() -> None:
     q = Question("1", "?", (A,), ("1997",))
     row = score_question(_outcome(q, declined=True, cited=[A], answer="1997", grounded=1.0), 5)

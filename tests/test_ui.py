@@ -54,6 +54,20 @@ def test_answer_html_escapes_document_text_and_keeps_one_block() -> None:
     assert 'title="similarity score 0.80"' in out and "partial match" in out
 
 
+def test_a_not_stated_answer_is_labelled_not_an_answer_and_keeps_its_sources() -> None:
+    text = ("The documents do not say this directly; the closest passages are (in their "
+            "original language):\n“Evil sentence.” [1]")
+    answer = Answer(question="q", answer=text, answerer="extractive", declined=False,
+                    citations=[_citation("Evil sentence.", "Evil sentence.")],
+                    status="not_stated")
+    out = answer_html(_record(answer))
+    assert 'class="rag-not-stated"' in out and ">Not an answer</span>" in out
+    assert 'class="rag-marker" data-n="1"' in out and 'class="rag-source" data-n="1"' in out
+    plain = answer_html(_record(Answer(question="q", answer="“Evil sentence.” [1]",
+                                       answerer="extractive", declined=False)))
+    assert "Not an answer" not in plain and "rag-not-stated" not in plain
+
+
 def test_answer_record_is_json_without_paths_and_tolerates_new_fields() -> None:
     passage = Passage(n=1, chunk_id="c", source="doc1.txt", path="/srv/secret/doc1.txt",
                       text="x", score=0.9)

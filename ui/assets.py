@@ -57,6 +57,8 @@ details[open] > summary .rag-more { display: none; }
 .rag-copy { font-size: .8em; border: 1px solid var(--border-color-primary); border-radius: 6px;
   background: none; padding: .1em .6em; cursor: pointer; }
 .rag-declined { font-weight: 600; }
+.rag-not-answer { display: inline-block; margin-right: .4em; padding: 0 .35em; border-radius: 4px;
+  font-size: .8em; font-weight: 600; background: var(--color-accent-soft); }
 .rag-unsupported { text-decoration: underline dotted var(--color-orange-600, #c2410c);
   text-underline-offset: .2em; }
 .rag-flag { font-size: .8em; color: var(--color-orange-600, #c2410c); }

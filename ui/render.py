@@ -212,6 +212,9 @@ def answer_body(record: Mapping[str, Any]) -> str:
     text = esc(record.get("answer") or "")
     if record.get("declined"):
         return f'<div class="rag-declined">{text}</div>'
+    if record.get("status") == "not_stated":  # quotes, but marked as not an answer
+        return (f'<div class="rag-not-stated"><span class="rag-not-answer">Not an answer'
+                f'</span>{with_markers(text)}</div>')
     sentences = record.get("sentences") or []
     if sentences:
         sources = {int(c.get("n") or 0) for c in record.get("citations") or []}

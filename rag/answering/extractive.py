@@ -16,7 +16,11 @@ from rag.registry import Backend
 from rag.types import Draft, Passage
 
 PREAMBLE = "Quoted from the documents, in their original language:"
+# The "not stated" answer: what is close to the question, marked as not an answer.
+NOT_STATED_PREAMBLE = ("The documents do not say this directly; the closest passages are "
+                       "(in their original language):")
 MAX_QUOTES = 3
+CLOSEST_QUOTES = 2
 # A quote is kept when it scores within this cosine margin of the best one.
 # e5 cosines are compressed (~0.75 unrelated, ~0.88 on-topic), so the margin is small.
 SCORE_MARGIN = 0.025
@@ -64,10 +68,17 @@ class ExtractiveAnswerer:
         return chosen
 
     def draft(self, question: str, passages: Sequence[Passage]) -> Draft:
-        chosen = self.select(passages)
+        return self._quotes(PREAMBLE, self.select(passages))
+
+    def closest(self, question: str, passages: Sequence[Passage]) -> Draft:
+        """The closest passages of a question the documents do not answer directly, under
+        a preamble that says so (the engine's "not stated" status)."""
+        return self._quotes(NOT_STATED_PREAMBLE, self.select(passages)[:CLOSEST_QUOTES])
+
+    def _quotes(self, preamble: str, chosen: Sequence[Passage]) -> Draft:
         if not chosen:
             return Draft(text="", answerer=self.name, declined=True)
-        lines = [PREAMBLE] + [f"“{p.sentence}” [{p.n}]" for p in chosen]
+        lines = [preamble] + [f"“{p.sentence}” [{p.n}]" for p in chosen]
         return Draft(text="\n".join(lines), answerer=self.name)
 
     def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
