@@ -200,3 +200,20 @@ def test_the_local_translator_writes_glosses_through_llama_cpp(
         assert len(shown) == sum(m["passed"] for m in cached["metadatas"])
     finally:
         engine.glosser.translate.server.stop()
+
+
+def test_the_page_shows_the_quotes_first_then_adds_the_glosses(sample_settings: Settings,
+                                                                 model: Any) -> None:
+    from rag.ui.chat import make_respond
+    from rag.ui.live_engine import LiveEngine
+
+    engine = _engine(sample_settings, model, StoredTranslator())
+    live = LiveEngine(engine)
+    steps = list(make_respond(live, lambda text: text)(QUESTION, [], 5, "", True))
+    pages = [html for _, html, _, _ in steps]
+    first = next(i for i, html in enumerate(pages) if "rag-answer\"" in html
+                 and "rag-streaming" not in html)
+    assert "rag-gloss" not in pages[first]  # the answer, its quotes, and no gloss yet
+    assert "rag-gloss" in pages[-1] and "security architecture" in pages[-1]
+    turns = steps[-1][2]
+    assert turns[-1]["answer"]["glosses"][0]["label"] == "machine translation"
