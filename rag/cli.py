@@ -28,7 +28,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     engine = _engine()
     progress = tqdm_progress(force=engine.settings.progress)
-    report = engine.ingest(args.paths or None, prune=args.prune, progress=progress)
+    report = engine.ingest(args.paths or None, prune=args.prune, progress=progress,
+                           reembed=args.reembed)
     for line in report.repaired:
         print(str(line), file=sys.stderr)
     for error in report.errors:
@@ -233,16 +234,20 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 def cmd_backends(args: argparse.Namespace) -> int:
     from rag.config import Settings
+    from rag.embedding import chosen_embedder
     from rag.registry import ANSWERERS, EMBEDDERS
 
     settings = Settings()
-    for registry, chosen in ((ANSWERERS, settings.answerer), (EMBEDDERS, settings.embedder)):
+    for registry, chosen in ((ANSWERERS, settings.answerer),
+                             (EMBEDDERS, chosen_embedder(settings))):
         print(f"{registry.kind}s ({registry.variable}):")
         for b in registry.backends():
             mark = "*" if chosen in (b.name, *b.aliases) else " "
             print(f" {mark} {b.name:<22} {b.description}")
             if b.options:
                 print(f"   {'':<22} reads {', '.join(b.options)}")
+            if b.license:
+                print(f"   {'':<22} license: {b.license}")
     return EXIT_OK
 
 
@@ -272,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add files or folders to the store (default: sample corpus)")
     p.add_argument("paths", nargs="*", help="files or folders")
     p.add_argument("--prune", action="store_true", help="drop stored files that no longer exist")
+    p.add_argument("--reembed", action="store_true",
+                   help="rebuild a store built by another embedder with the current one "
+                        "(from its stored sentences), then ingest")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer one question with citations")

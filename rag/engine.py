@@ -138,13 +138,16 @@ class Engine:
 
     # -- documents ----------------------------------------------------------------------
     def ingest(
-        self, paths: Sequence[str | Path] | None = None, prune: bool = False, progress: Any = None
+        self, paths: Sequence[str | Path] | None = None, prune: bool = False, progress: Any = None,
+        reembed: bool = False,
     ) -> Any:
+        """Add files (default: the sample corpus); ``reembed``: first rebuild a store that
+        another embedder built with this one."""
         from rag.ingest import ingest_paths
 
         report = ingest_paths(
             paths or [DEFAULT_CORPUS], self.store, self.embedder, self.settings,
-            prune=prune, progress=progress,
+            prune=prune, progress=progress, reembed=reembed,
         )
         self._retriever = None  # background sample changes with the corpus
         return report
@@ -384,6 +387,7 @@ class Engine:
             removed_claims=checked.removed if checked else [],
             removal_note=self._removal_note(checked),
             glosses=self._cached_glosses(turn.question, draft, citations, passages),
+            embedder=str(getattr(self.embedder, "name", "")),
         )
 
     @staticmethod

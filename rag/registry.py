@@ -28,6 +28,7 @@ class Backend:
     options: tuple[str, ...] = ()  # the RAG_* variables it reads
     aliases: tuple[str, ...] = ()
     uses_llm: bool = False  # an LLM answerer: falls back to the extractive answer on failure
+    license: str = ""  # of the model weights it runs, shown by `rag backends`
     # Offered as a choice in the app even when not configured, when this says it can run
     # (a cheap check: nothing loaded). None: offered only when configured.
     offered: Callable[[Settings], bool] | None = None

@@ -14,12 +14,14 @@ questions, mostly English, over Polish/Romanian text), file-level hit@1 was
 Pseudo-relevance feedback (issue 11): the query vector is moved towards the
 mean of its three best sentences and the store is searched again. It costs a
 second Chroma query, not a second embedding, and raised file-level hit@1 on
-the paraphrased dev questions (docs/evaluation.md); ``prf_weight=0`` turns it off.
+the paraphrased dev questions with e5 (docs/evaluation.md); with EmbeddingGemma
+it lowered them (dev top-cited 0.858 without, 0.821 at 0.3), so its weight is per
+embedder (``PRF_WEIGHTS``); ``prf_weight=0`` turns it off.
 
-Answerability: for e5, a calibrated probability from rag.answerability (today
-from the best cosine alone: the other signals measured did not help); other
-embedders keep the best sentence's cosine, since the model was fitted on e5's
-cosine scale.
+Answerability: for e5 and Gemma, a probability calibrated per embedder on the dev
+split (rag.answerability, today from the best cosine alone: the other signals
+measured did not help); other embedders keep the best sentence's cosine, since each
+model's cosines have their own scale.
 """
 
 from __future__ import annotations
@@ -34,12 +36,9 @@ from rag.embedding import Embedder
 from rag.store import Hit, Store
 from rag.types import Passage
 
-# e5: the answerability model's probability threshold (eval/calibrate_answerability.py).
-# Other embedders have other cosine scales: set RAG_DECLINE_THRESHOLD for them.
-SUPPORT_THRESHOLDS = {"e5:": answerability.E5_MODEL.threshold}
+# Feedback weight by embedder-name prefix (measured on dev, docs/evaluation.md); others 0.3.
+PRF_WEIGHTS = {"e5:": 0.3, "gemma:": 0.0}
 PRF_WEIGHT, PRF_DOCS = 0.3, 3
-
-
 # The "not stated" band's upper end: support from the decline threshold up to this gets
 # the closest passages marked as not an answer. Chosen on the dev split
 # (eval/calibrate_answerability.py); an embedder without one has no band.
@@ -51,13 +50,23 @@ def _for_embedder(table: dict[str, float], embedder_name: str) -> float:
 
 
 def default_threshold(embedder_name: str) -> float:
-    """The calibrated decline threshold for an embedder (0 = never decline on score)."""
-    return _for_embedder(SUPPORT_THRESHOLDS, embedder_name)
+    """The calibrated decline threshold for an embedder (0 = never decline on score).
+
+    Embedders without a calibrated model have other cosine scales: set
+    RAG_DECLINE_THRESHOLD for them."""
+    model = answerability.model_for(embedder_name)
+    return model.threshold if model is not None else 0.0
 
 
 def default_stated_threshold(embedder_name: str) -> float:
     """Support below this (and above the decline threshold) is "not stated" (0: no band)."""
     return _for_embedder(STATED_THRESHOLDS, embedder_name)
+
+
+def prf_weight_for(embedder_name: str) -> float:
+    """The pseudo-relevance feedback weight measured best on dev for this embedder."""
+    return next((w for prefix, w in PRF_WEIGHTS.items() if embedder_name.startswith(prefix)),
+                PRF_WEIGHT)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -73,15 +82,16 @@ class Retrieval:
 
 class Retriever:
     def __init__(
-        self, store: Store, embedder: Embedder, prf_weight: float = PRF_WEIGHT,
+        self, store: Store, embedder: Embedder, prf_weight: float | None = None,
         prf_docs: int = PRF_DOCS, model: answerability.Model | None = None,
     ) -> None:
+        """``prf_weight``/``model`` None: the ones measured for this embedder."""
         self.store = store
         self.embedder = embedder
-        self.prf_weight = prf_weight
+        name = str(getattr(embedder, "name", ""))
+        self.prf_weight = prf_weight_for(name) if prf_weight is None else prf_weight
         self.prf_docs = prf_docs
-        e5 = str(getattr(embedder, "name", "")).startswith("e5:")
-        self.model = model if model is not None else (answerability.E5_MODEL if e5 else None)
+        self.model = model if model is not None else answerability.model_for(name)
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query_vector = self.embedder.embed_queries([question])[0]

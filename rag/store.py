@@ -310,8 +310,8 @@ class Store:
             raise StoreError(
                 f"the store {self.location} was built with embedder {built_with!r} "
                 f"(dim {(sentences.metadata or {}).get('dim')}), not {embedder_name!r} "
-                f"(dim {dim}); set RAG_EMBEDDER back, or use another RAG_CHROMA_DIR / "
-                "RAG_COLLECTION and ingest again"
+                f"(dim {dim}): run 'rag ingest --reembed' to rebuild it with {embedder_name!r}, "
+                "or set RAG_EMBEDDER to the embedder that built it"
             )
         self._sentences = sentences
         self._files = self._get(f"{name}-files", {"kind": "manifest"}, create=True)
@@ -673,24 +673,32 @@ class Store:
         return rebuilt
 
     @_guarded
-    def rebuild_index(self, embed: Callable[[list[SentenceRecord]], np.ndarray]
-                      ) -> tuple[int, int]:
+    def rebuild_index(self, embed: Callable[[list[SentenceRecord]], np.ndarray],
+                      new_embedder: EmbedderLike | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
         """Copy every sentence record into a fresh collection and swap it in.
 
         The records' text and metadata live in Chroma's SQLite, which survives a
         damaged HNSW segment; vectors the index still gives back whole (finite, of
-        norm 1) are kept, the others are embedded again from the text with ``embed``.
-        Returns (records copied, records re-embedded).
+        norm 1) are kept, the others are embedded again from the text with ``embed``. With
+        ``new_embedder`` every record is embedded again and the store is recorded as
+        built by it (``rag ingest --reembed``). A crash mid-copy leaves the old
+        collection as it was; one after the swap is finished by the next ``open``.
+        Returns (records copied, records re-embedded); ``progress(done, total)``.
         """
         self.require_ingested()
         name, tmp = self.settings.collection, f"{self.settings.collection}-rebuild"
         if self._get(tmp, None, create=False) is not None:
             self._client.delete_collection(tmp)  # left by a repair killed mid-copy
-        fresh = self._client.create_collection(
-            tmp, embedding_function=None, metadata=dict(self._sentences.metadata or {}))
+        metadata = dict(self._sentences.metadata or {})
+        if new_embedder is not None:
+            metadata.update(embedder=new_embedder.name, dim=new_embedder.dim)
+        fresh = self._client.create_collection(tmp, embedding_function=None, metadata=metadata)
         copied = reembedded = 0
+        total = self.count()
         for page in self.iter_records(with_vectors=False):
-            vectors, lost = self._readable_vectors([r.id for r in page])
+            vectors, lost = (None, []) if new_embedder else self._readable_vectors(
+                [r.id for r in page])
             if vectors is None:
                 vectors, lost = np.asarray(embed(page), dtype=np.float32), list(range(len(page)))
             elif lost:
@@ -700,6 +708,8 @@ class Store:
                       documents=[r.text for r in page],
                       metadatas=[r.meta.as_dict() for r in page])
             copied += len(page)
+            if progress:
+                progress(copied, total)
         self._client.delete_collection(name)
         fresh.modify(name=name)
         self._sentences = self._get(name, None, create=False)

@@ -76,6 +76,7 @@ class Answer:
     # Extractive answers: checked machine translations of quotes not in the question's
     # language (rag.glosses): n, language, text, label.
     glosses: list[dict[str, Any]] = field(default_factory=list)
+    embedder: str = ""  # the embedder that retrieved the passages (as the store records it)
     status: str = ""  # derived from ``declined`` when not given
 
     def __post_init__(self) -> None:
@@ -88,6 +89,7 @@ class Answer:
             "answer": self.answer,
             "answerer": self.answerer,
             "status": self.status,
+            "embedder": self.embedder,
             "declined": self.declined,
             "citations": [
                 {"n": c.n, "source": c.source, "text": c.text, "score": round(c.score, 4)}

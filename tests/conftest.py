@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag.config import DEFAULT_CORPUS, Settings
+from tests.processes import TEST_EMBEDDER
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_embedder() -> Iterator[None]:
+    """Session and module fixtures (built before any function fixture) use the tests'
+    embedder too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAG_EMBEDDER", TEST_EMBEDDER)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's .env or writes to the default store."""
+    """No test reads the developer's .env or writes to the default store; tests run on
+    the e5 embedder unless they choose another (see ``TEST_EMBEDDER``)."""
     for key in list(os.environ):
         if key.startswith("RAG_"):
             monkeypatch.delenv(key)
@@ -24,6 +36,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # With the local model installed every extractive answer would start it for its glosses;
     # the tests of glosses turn them on themselves.
     monkeypatch.setenv("RAG_GLOSSES", "off")
+    monkeypatch.setenv("RAG_EMBEDDER", TEST_EMBEDDER)
     monkeypatch.chdir(tmp_path)
 
 

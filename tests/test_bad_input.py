@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.engine import Engine
+from tests.processes import clean_env
 
 GOOD_PL = ("Rada NATO-Rosja spotkała się w Brukseli. Rozmowy dotyczyły bezpieczeństwa w Europie "
            "i trwały cztery godziny.\n")
@@ -50,8 +51,7 @@ def _mixed_folder(root: Path) -> tuple[Path, set[str], set[str]]:
 
 def test_mixed_folder_from_the_command_line(sample_settings: Settings, tmp_path: Path) -> None:
     folder, good, bad = _mixed_folder(tmp_path)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": sample_settings.chroma.dir}
+    env = clean_env(RAG_CHROMA_DIR=sample_settings.chroma.dir)
     result = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(folder)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 3, result.stderr
@@ -115,8 +115,7 @@ def test_hostile_folder_one_line_per_bad_file_and_good_files_answerable(tmp_path
     folder, bad = _hostile_folder(tmp_path)
     assert (folder / "bomb.docx").stat().st_size < 10 * 10**6  # compresses to a few MB
     store = tmp_path / "chroma"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": str(store)}
+    env = clean_env(RAG_CHROMA_DIR=str(store))
     # Run through a parent that reports the peak RSS of everything below it (the ingest and
     # its file-reading worker): RUSAGE_CHILDREN's maxrss is the largest of them.
     measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "

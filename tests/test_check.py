@@ -9,8 +9,8 @@ id for the whole process, and a copied store keeps its original's segment ids, s
 several copies in one process mixes their indexes (that, and treating HNSW's approximate
 search as exact, made this file fail about half its runs before).
 
-The subprocesses use the e5 embedder (``RAG_EMBEDDER=e5``): what is tested is the store,
-and e5 is the fastest to load and to re-embed with.
+The subprocesses use the tests' embedder (``tests.processes.TEST_EMBEDDER``, e5): what is
+tested is the store, and e5 is the fastest to load and to re-embed with.
 """
 
 from __future__ import annotations
@@ -31,19 +31,15 @@ import pytest
 
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.store import FileManifest, SentenceMeta, SentenceRecord, Store, chunk_key, record_id
+from tests.processes import clean_env
 
 QUESTION, SOURCE = "What did Russia demand about 1997?", "003_f0b8fe8fdb47aa20.txt"
 EXTRA_SENTENCES = 1100
 
 
-def _env(chroma_dir: Path | str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_CHROMA_DIR=str(chroma_dir), RAG_EMBEDDER="e5")
-    return env
-
-
 def rag(chroma_dir: Path | str, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *argv], env=_env(chroma_dir),
+    return subprocess.run([sys.executable, "-m", "rag.cli", *argv],
+                          env=clean_env(RAG_CHROMA_DIR=str(chroma_dir)),
                           capture_output=True, text=True, timeout=600, check=False)
 
 

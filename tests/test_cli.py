@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
+from tests.processes import clean_env
 
 RAG = [sys.executable, "-m", "rag.cli"]
 
 
 def run(args: list[str], settings: Settings, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    environ = clean_env()
     environ.update({"RAG_CHROMA_DIR": settings.chroma.dir, "RAG_DATA_DIR": settings.data_dir},
                    **env)
     return subprocess.run(RAG + args, capture_output=True, text=True, env=environ, timeout=120,
@@ -121,7 +121,7 @@ def test_secrets_never_printed(sample_settings: Settings) -> None:
 
 
 def test_chat_follow_up_is_condensed(sample_settings: Settings) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    environ = clean_env()
     environ["RAG_CHROMA_DIR"] = sample_settings.chroma.dir
     result = subprocess.run(
         [*RAG, "chat"], input="What did Russia demand about 1997?\nand what did NATO answer?\n\n",

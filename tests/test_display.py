@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.display import display_name
+from tests.processes import clean_env
 
 FORGED = ("notes.txt\nwarning: the vector index cannot give back stored vectors: run "
           "'rag check --repair'\n  x.txt")
@@ -39,9 +40,7 @@ def crafted(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     folder.mkdir()
     for name in (FORGED, TABBED, ANSI):
         (folder / name).write_text(CONTENT, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_CHROMA_DIR=str(tmp_path / "chroma"), RAG_EMBEDDER="e5")
-    return folder, env
+    return folder, clean_env(RAG_CHROMA_DIR=str(tmp_path / "chroma"))
 
 
 def _rag(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
@@ -17,6 +16,7 @@ import pytest
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.engine import Engine
 from rag.ingest import IngestLocked, ingest_lock
+from tests.processes import clean_env
 
 
 def _synthetic_corpus(folder: Path, files: int) -> None:
@@ -55,8 +55,7 @@ def test_sigkill_mid_ingest_then_rerun_finishes_consistently(tmp_path: Path) -> 
     docs = tmp_path / "docs"
     _synthetic_corpus(docs, 60)
     settings = Settings(chroma_dir=str(tmp_path / "chroma"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "RAG_CHROMA_DIR": settings.chroma.dir}
+    env = clean_env(RAG_CHROMA_DIR=settings.chroma.dir)
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(docs)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     manifest_db = Path(settings.chroma.dir) / "chroma.sqlite3"
@@ -113,9 +112,8 @@ def _run_child(argv: list[str], delay_s: float | None = None,
     itself after its ``kill_after_writes``-th write to Chroma (neither: let it finish).
     Returns whether it was killed before finishing, the seconds it ran, and the writes
     it made (counted only when it finished)."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-           "KILL_AFTER_WRITES": str(kill_after_writes)}
+    env = clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+                    KILL_AFTER_WRITES=str(kill_after_writes))
     proc = subprocess.Popen([sys.executable, "-m", "tests.crash_child", *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None

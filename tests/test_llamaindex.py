@@ -179,6 +179,6 @@ def test_cold_rag_ask_imports_neither_llama_index_nor_openai(sample_settings: Se
 
 
 def _base_env() -> dict[str, str]:
-    import os
+    from tests.processes import clean_env
 
-    return {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    return clean_env()

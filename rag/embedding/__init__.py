@@ -53,16 +53,30 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 _CACHE: dict[tuple[str, ...], Embedder] = {}
 
 
+def default_embedder() -> str:
+    """The embedder used when ``RAG_EMBEDDER`` is empty: EmbeddingGemma once installed,
+    else the bundled e5 (so a failed or skipped install still runs, on e5)."""
+    from rag.config import DEFAULT_EMBEDDER, FALLBACK_EMBEDDER
+    from rag.embedding.gemma import installed
+
+    return DEFAULT_EMBEDDER if installed() else FALLBACK_EMBEDDER
+
+
+def chosen_embedder(settings: Settings) -> str:
+    """The embedder name the settings choose (the default rule when none is set)."""
+    return settings.embedder or default_embedder()
+
+
 def make_embedder(settings: Settings) -> Embedder:
     """Build (once per process) the embedder that the settings name."""
-    from rag.config import DEFAULT_EMBEDDER
     from rag.registry import EMBEDDERS
 
     try:
-        backend = EMBEDDERS.get(settings.embedder or DEFAULT_EMBEDDER)
+        backend = EMBEDDERS.get(chosen_embedder(settings))
     except ValueError as exc:
         raise EmbedderError(str(exc)) from exc
-    key = (backend.name, settings.embed.model, settings.embed.base_url)
+    key = (backend.name, settings.embed.model, settings.embed.base_url, settings.embed.variant,
+           settings.embed.cache)
     if key not in _CACHE:
         _CACHE[key] = backend.factory(settings)
     return _CACHE[key]

