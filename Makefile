@@ -72,6 +72,9 @@ run: ingest
 # changes 0.800, near-topic declined 0.412), so a regression fails CI. Tune on the dev
 # splits, never on these.
 EVAL_SET = eval/questions/single-test.jsonl eval/questions/turns-test.jsonl
+# The claim check's precision and recall per kind on the test half of the claim set (issue 24),
+# printed beside the questions' table (claims.json in the --out folder).
+EVAL_CLAIMS = --claims eval/claims/claims-test.jsonl
 EVAL_GATE = --min hit@1=0.83 --min top_cited=0.81 --min top_cited_paraphrased=0.78 \
 	--max false_refusal_rate=0.06 --min near_topic_declined=0.35 \
 	--min top_cited_follow_up=0.70 --min top_cited_topic_change=0.70 \
@@ -85,10 +88,10 @@ test: install-test
 	$(PY) -m pytest -q
 	rm -rf out/ci-eval
 	RAG_EMBEDDER=gemma RAG_CHROMA_DIR=out/ci-eval/chroma $(VENV)/bin/rag eval $(EVAL_SET) \
-		--out out/ci-eval --ingest corpus $(EVAL_GATE)
+		--out out/ci-eval --ingest corpus $(EVAL_CLAIMS) $(EVAL_GATE)
 
 eval: ingest
-	$(VENV)/bin/rag eval $(EVAL_SET) --out out/eval $(EVAL_GATE)
+	$(VENV)/bin/rag eval $(EVAL_SET) --out out/eval $(EVAL_CLAIMS) $(EVAL_GATE)
 
 bench: install-gemma
 	$(VENV)/bin/rag bench
