@@ -73,6 +73,9 @@ run: ingest
 # stated" 0.647, follow-ups 0.789, topic changes 0.900, first sentence holding the answer
 # 0.756), so a regression fails CI. Tune on the dev splits, never on these.
 EVAL_SET = eval/questions/single-test.jsonl eval/questions/turns-test.jsonl
+# The claim check's precision and recall per kind on the test half of the claim set (issue 24),
+# printed beside the questions' table (claims.json in the --out folder).
+EVAL_CLAIMS = --claims eval/claims/claims-test.jsonl
 EVAL_GATE = --min hit@1=0.84 --min top_cited=0.83 --min top_cited_paraphrased=0.78 \
 	--max false_refusal_rate=0.06 --max answerable_not_stated=0.12 \
 	--min near_topic_declined=0.35 --min near_topic_not_answered=0.58 \
@@ -88,10 +91,10 @@ test: install-test
 	$(PY) -m pytest -q
 	rm -rf out/ci-eval
 	RAG_EMBEDDER=gemma RAG_CHROMA_DIR=out/ci-eval/chroma $(VENV)/bin/rag eval $(EVAL_SET) \
-		--out out/ci-eval --ingest corpus $(EVAL_GATE)
+		--out out/ci-eval --ingest corpus $(EVAL_CLAIMS) $(EVAL_GATE)
 
 eval: ingest
-	$(VENV)/bin/rag eval $(EVAL_SET) --out out/eval $(EVAL_GATE)
+	$(VENV)/bin/rag eval $(EVAL_SET) --out out/eval $(EVAL_CLAIMS) $(EVAL_GATE)
 
 bench: install-gemma
 	$(VENV)/bin/rag bench

@@ -176,6 +176,9 @@ def run_eval(
             "retrieved_sources": outcome.retrieved_sources,
             "latency_ms": round(latency, 1), "support": _round(getattr(answer, "support", None)),
             "fallback_reason": getattr(answer, "fallback_reason", None),
+            # an LLM's claims as the engine checked them (quote, similarity), and removed ones
+            "claims": getattr(answer, "sentences", []),
+            "removed_claims": getattr(answer, "removed_claims", []),
             **{key: _round(value) for key, value in row.items()},
             **detail,
         })
@@ -302,9 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag eval", description="Grounding evaluation of the assistant on a question file."
     )
-    parser.add_argument("questions", nargs="+",
+    parser.add_argument("questions", nargs="*",
                         help="JSONL files: questions (id, question, sources, expect_any, kind) "
                              "or conversations (id, turns: [{question, sources, kind}])")
+    parser.add_argument("--claims", action="append", default=[], metavar="FILE",
+                        help="a labeled claim set (eval/claims/claims-test.jsonl): the claim "
+                             "check's precision and recall per kind, in claims.json")
     parser.add_argument("--out", required=True, help="folder for per_question.jsonl, summary.json")
     parser.add_argument("--answerer", default=None, help="an answerer name (rag answerers)")
     parser.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
@@ -383,9 +389,13 @@ def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     try:
+        if not args.questions and not args.claims:
+            raise ValueError("give question files, --claims FILE, or both")
         minimums = parse_thresholds(args.min)
         maximums = parse_thresholds(args.max)
-        check_askable(load_all(args.questions))
+        if args.questions:
+            check_askable(load_all(args.questions))
+        claim_sets = [(path, load_claims(path)) for path in args.claims]
         check_out_dir(args.out)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -393,17 +403,22 @@ def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
     if args.top_k is not None and args.top_k < 1:
         print(f"error: --top-k must be at least 1, got {args.top_k}", file=sys.stderr)
         return EXIT_USAGE
+    built = engine is None
     if engine is None:
         from rag.config import Settings
         from rag.engine import Engine
 
         engine = Engine(Settings())
-        if not args.ingest and store_is_empty(engine):
-            from rag.config import DEFAULT_CORPUS
+    if claim_sets:
+        run_claim_sets(claim_sets, args.out, engine)
+        if not args.questions:
+            return EXIT_OK
+    if built and not args.ingest and store_is_empty(engine):
+        from rag.config import DEFAULT_CORPUS
 
-            print(f"the store is empty: ingesting the sample corpus {DEFAULT_CORPUS}",
-                  file=sys.stderr)
-            args.ingest = [str(DEFAULT_CORPUS)]
+        print(f"the store is empty: ingesting the sample corpus {DEFAULT_CORPUS}",
+              file=sys.stderr)
+        args.ingest = [str(DEFAULT_CORPUS)]
     problem = answerer_problem(engine, args.answerer)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -416,6 +431,24 @@ def main(argv: Sequence[str] | None = None, engine: Any = None) -> int:
         use_judge=not args.no_judge,
     )
     return EXIT_BELOW_MIN if summary["failures"] else EXIT_OK
+
+
+def load_claims(path: str) -> list[dict[str, Any]]:
+    from rag.eval.claim_set import load
+
+    return load(path)
+
+
+def run_claim_sets(claim_sets: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path,
+                   engine: Any = None) -> None:
+    """The claim check (as the engine would run it) on each labeled claim set: a table per
+    file, and ``claims.json`` in ``out``."""
+    from rag.eval.claim_set import evaluate
+
+    checker = getattr(engine, "claim_checker", None) if engine is not None else None
+    results = [evaluate(path, checker) for path, _ in claim_sets]
+    (Path(out) / "claims.json").write_text(json.dumps(results, ensure_ascii=False, indent=2)
+                                           + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

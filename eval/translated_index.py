@@ -30,18 +30,12 @@ from typing import Any
 import numpy as np
 from rag.eval.metrics import Question, load_questions
 
+from rag.glosses import SYSTEM as GLOSS_SYSTEM
+from rag.glosses import translation_prompt
+
 DEFAULT_CACHE = Path(__file__).parent / "translations" / "sample-corpus.en.json"
-SYSTEM = "You translate news sentences into plain English. Reply with the translation only."
-LANGUAGES = {"pl": "Polish", "ro": "Romanian", "de": "German", "fr": "French", "es": "Spanish"}
-
-
-def translation_prompt(sentence: str, language: str, title: str, before: Sequence[str]) -> str:
-    """The user message: the article's title and the two sentences before give the context."""
-    name = LANGUAGES.get(language, "the source language")
-    context = " ".join(before[-2:]) or "(none)"
-    return (f"Article title: {title}\nPreceding text: {context}\n\nTranslate this {name} "
-            f"sentence of the article into English, and reply with the English translation "
-            f"only:\n{sentence}")
+# The prompt is the glosses' own (rag.glosses), which grew out of this experiment.
+SYSTEM = GLOSS_SYSTEM.replace("{target}", "English")
 
 
 def translate_missing(records: Sequence[Any], cache: dict[str, str],

@@ -1,4 +1,5 @@
-"""The ``rag`` command: ingest, ask, chat, status, check, delete, serve, mcp, eval, bench.
+"""The ``rag`` command: ingest, ask, translate, chat, status, check, delete, serve, mcp, eval,
+bench.
 
 Imports are lazy so each subcommand loads only what it needs (a cold
 ``rag ask`` should not import Gradio, for instance). Expected failures print
@@ -49,6 +50,8 @@ def _print_answer(answer: Any, streamed: str = "") -> None:
     if answer.fallback_reason:
         note += f"; fallback because {answer.fallback_reason}"
     print(note + "]")
+    if getattr(answer, "removal_note", None):
+        print(f"[removed: {answer.removal_note}]")
     for warning in getattr(answer, "warnings", []):
         print(f"[warning: {warning}]")
     quoted = any(s.get("quote") for s in getattr(answer, "sentences", []))
@@ -64,12 +67,51 @@ def _print_answer(answer: Any, streamed: str = "") -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     engine = _engine()
-    if args.json:
+    if args.json:  # the glosses already cached (rag translate), none written now
         answer = engine.ask(args.question, top_k=args.top_k, answerer=args.answerer)
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return EXIT_OK
-    _stream_answer(engine.ask_stream(args.question, top_k=args.top_k, answerer=args.answerer))
+    answer = _stream_answer(engine.ask_stream(args.question, top_k=args.top_k,
+                                              answerer=args.answerer))
+    _print_glosses(engine, answer)
     return EXIT_OK
+
+
+def _print_glosses(engine: Any, answer: Any) -> None:
+    """The answer's checked machine translations of its quotes: cached ones, then each new
+    one as the local model writes it (the answer is already on screen)."""
+    if answer is None:
+        return
+    shown = False
+    for gloss in [*answer.glosses, *engine.glosses(answer)]:
+        if not shown:
+            from rag.glosses import LANGUAGES
+
+            language = LANGUAGES.get(gloss["language"], gloss["language"])
+            print(f"\nMachine translation into {language} (checked against the quote; "
+                  "may still be inexact):")
+            shown = True
+        print(f"  [{gloss['n']}] {gloss['text']}", flush=True)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    """Fill the gloss cache: every stored sentence not in the language, translated and checked."""
+    from rag.glosses import LANGUAGES, fill
+    from rag.ingest import tqdm_progress
+
+    if args.to not in LANGUAGES:
+        print(f"error: --to must be one of {', '.join(sorted(LANGUAGES))}", file=sys.stderr)
+        return EXIT_ERROR
+    engine = _engine()
+    glosser = engine.glosser
+    if glosser is None:
+        print("error: glosses need the local model (make install-llm) and RAG_GLOSSES=auto",
+              file=sys.stderr)
+        return EXIT_ERROR
+    progress = tqdm_progress(force=engine.settings.progress, unit="sentence", desc="translate")
+    report = fill(glosser, args.to, progress)
+    print(report.summary(args.to))
+    return EXIT_PARTIAL if report.errors else EXIT_OK
 
 
 def _stream_answer(events: Any) -> Any:
@@ -106,6 +148,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except QuestionError as exc:
             print(f"error: {exc}")
             continue
+        _print_glosses(engine, answer)
         if answer.standalone_question:
             print(f"(searched for: {answer.standalone_question})")
         history.append((question, answer.answer))
@@ -245,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
     p.add_argument("--answerer", default=None, help="an answerer name (see: rag backends)")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("translate", help="fill the gloss cache: translate every stored "
+                                         "sentence into a language (needs the local model)")
+    p.add_argument("--to", required=True, help="the language code, e.g. en")
+    p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("chat", help="a terminal conversation with follow-up questions")
     p.add_argument("--top-k", type=int, default=None)

@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     upload_max_mb: float = 20.0
     data_dir: str = str(PROJECT_ROOT / "data")
     progress: bool = False  # a progress bar even when stderr is not a terminal
+    glosses: str = "auto"  # machine translations under quotes: auto (local model installed), off
+    gloss_timeout: float = 30.0  # seconds for one gloss
 
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
@@ -174,6 +176,14 @@ class Settings(BaseSettings):
             else:
                 nested[key] = value
         return nested
+
+    @field_validator("glosses")
+    @classmethod
+    def _gloss_mode(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "off"):
+            raise ValueError("must be auto or off")
+        return value
 
     @field_validator("answerer", "embedder")
     @classmethod

@@ -9,6 +9,7 @@ that were actually retrieved.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -32,6 +33,8 @@ from rag.types import (
 if TYPE_CHECKING:
     from rag.retrieval import Retrieval
 
+log = logging.getLogger(__name__)
+
 DECLINE_TEXT = "Not found in the documents: the corpus does not hold an answer to this question."
 
 
@@ -46,7 +49,12 @@ class Turn:
 
 
 class _Unverified(Exception):
-    """An LLM reply with claims, none of whose quotes was found: fall back, saying why."""
+    """An LLM reply with claims, none of which could be shown (no quote found, or removed
+    by the claim check): fall back, saying why and which claims were removed."""
+
+    def __init__(self, reason: str, removed: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(reason)
+        self.removed = list(removed)
 
 
 class QuestionError(ValueError):
@@ -78,16 +86,20 @@ class Engine:
     def __init__(
         self, settings: Settings | None = None, embedder: Any = None, *,
         retriever: Any = None, answerers: Mapping[str, Answerer] | None = None,
+        claim_checker: Any = None, glosser: Any = None,
     ) -> None:
         """Components are built from the settings on first use; pass them to share or test:
         ``embedder`` an already loaded one (the benchmark, several engines), ``retriever``
-        anything with ``retrieve(question, k) -> Retrieval``, ``answerers`` by name."""
+        anything with ``retrieve(question, k) -> Retrieval``, ``answerers`` by name,
+        ``claim_checker`` anything with ``check(claim, quote, passages) -> Verdict``
+        (``rag.answering.claim_check``), ``glosser`` a ``rag.glosses.Glosser``."""
         self.settings = settings or Settings()
         self._embedder: Any = embedder
         self._store: Any = None
         self._retriever: Any = retriever
         self._answerers: dict[str, Answerer] = dict(answerers or {})
-        self._grounder: Any = None
+        self._claim_checker: Any = claim_checker
+        self._glosser: Any = glosser
 
     # -- components, created on first use so 'rag status' stays light ---------------
     @property
@@ -283,6 +295,7 @@ class Engine:
             reason = f"{chosen.name} cited none of the passages it was given"
         except _Unverified as exc:
             reason = f"{chosen.name if chosen is not None else name}: {exc}"
+            return (yield from self._fall_back(turn, reason, exc.removed))
         except AnswererError as exc:
             reason = f"{chosen.name} failed: {exc}" if chosen is not None else str(exc)
         return (yield from self._fall_back(turn, reason))
@@ -338,11 +351,17 @@ class Engine:
         text = "".join(parts)
         return Draft(text=text, answerer=chosen.name, declined=reply_declines(text))
 
-    def _fall_back(self, turn: Turn, reason: str) -> Generator[str, None, Answer]:
+    def _fall_back(self, turn: Turn, reason: str, removed: Sequence[dict[str, Any]] = ()
+                   ) -> Generator[str, None, Answer]:
         draft = self.answerer("extractive").draft(turn.standalone, turn.retrieval.passages)
         draft = replace(draft, answerer="extractive (fallback)")
         yield from draft.text.splitlines(keepends=True)
-        return self._finish(turn, draft, fallback=reason)
+        answer = self._finish(turn, draft, fallback=reason)
+        if removed:
+            from rag.answering.claim_check import removal_note
+
+            answer.removed_claims, answer.removal_note = list(removed), removal_note(removed, 0)
+        return answer
 
     def _finish(self, turn: Turn, draft: Draft, fallback: str | None = None,
                 status: str = ANSWERED) -> Answer:
@@ -354,7 +373,7 @@ class Engine:
                                                                                 passages)
         else:  # an LLM's reply: quotes verified, markers ours, sentences scored
             if checked.failure:
-                raise _Unverified(checked.failure)
+                raise _Unverified(checked.failure, checked.removed)
             declined, text, citations = checked.declined, checked.text, checked.citations
         if declined or not citations:  # an answer citing nothing it was given is not grounded
             declined, text = True, DECLINE_TEXT
@@ -366,20 +385,95 @@ class Engine:
             support=turn.retrieval.support,
             sentences=[s.to_dict() for s in checked.sentences] if checked else [],
             warnings=checked.warnings if checked else [], status=status,
+            removed_claims=checked.removed if checked else [],
+            removal_note=self._removal_note(checked),
+            glosses=self._cached_glosses(turn.question, draft, citations, passages),
             embedder=str(getattr(self.embedder, "name", "")),
         )
 
+    @staticmethod
+    def _removal_note(checked: Any) -> str | None:
+        if checked is None or not checked.removed:
+            return None
+        from rag.answering.claim_check import removal_note
+
+        return removal_note(checked.removed, len(checked.sentences))
+
+    @property
+    def claim_checker(self) -> Any:
+        """The claim check of LLM replies (built on first use, on the engine's embedder)."""
+        if self._claim_checker is None:
+            from rag.answering.claim_check import ClaimChecker
+
+            self._claim_checker = ClaimChecker.for_embedder(self.embedder)
+        return self._claim_checker
+
+    # -- glosses (rag.glosses) ------------------------------------------------------------
+    @property
+    def glosser(self) -> Any:
+        """Glosses of extractive answers, or None: RAG_GLOSSES=off, or no local model
+        installed (what the ``local`` answerer's ``offered`` checks; nothing is loaded)."""
+        if self._glosser is None:
+            self._glosser = False
+            from rag.answering.local import installed
+
+            if self.settings.glosses != "off" and installed(self.settings):
+                from rag.glosses import THRESHOLDS, Glosser, LocalTranslator
+
+                model = getattr(self.claim_checker, "model", None)
+                if model is None:
+                    from rag.similarity import similarity_model
+
+                    model = similarity_model(self.embedder)
+                if model.family in THRESHOLDS:
+                    translator = LocalTranslator(self.settings)
+                    self._glosser = Glosser(self._ready_store(), model, translator,
+                                            self.settings.gloss_timeout,
+                                            translator_name=translator.name)
+        return self._glosser or None
+
+    def _gloss_target(self, answer: Answer) -> str | None:
+        """The language to gloss ``answer``'s quotes into, or None when none is wanted."""
+        if answer.declined or not answer.citations or not answer.answerer.startswith(
+                "extractive"):
+            return None
+        from rag.glosses import target_language
+
+        return target_language(answer.question)
+
+    def _cached_glosses(self, question: str, draft: Draft, citations: Sequence[Citation],
+                        passages: Sequence[Passage]) -> list[dict[str, Any]]:
+        """The glosses already cached for an extractive answer's quotes (no model asked)."""
+        if not citations or not draft.answerer.startswith("extractive"):
+            return []
+        answer = Answer(question, "", draft.answerer, False, list(citations), list(passages))
+        try:
+            target = self._gloss_target(answer)
+            return self.glosser.cached(answer, target) if target and self.glosser else []
+        except Exception:  # noqa: BLE001 - a gloss never costs the answer
+            log.exception("could not read the gloss cache")
+            return []
+
+    def glosses(self, answer: Answer) -> Iterator[dict[str, Any]]:
+        """The glosses ``answer`` does not carry yet, each as soon as it is translated and
+        checked (the page and ``rag ask`` add them under the quotes); nothing when glosses
+        are off, no model is installed, or the model fails (logged, never raised)."""
+        target = self._gloss_target(answer)
+        if target is None or not self.glosser:
+            return
+        try:
+            yield from self.glosser.stream(answer, target)
+        except Exception:  # noqa: BLE001 - a gloss never costs the answer
+            log.exception("glossing failed")
+
     def _checked(self, draft: Draft, passages: Sequence[Passage]) -> Any:
-        """An LLM reply checked against the passages (quotes, markers, per-sentence support)."""
+        """An LLM reply checked against the passages: quotes found, markers ours, every claim
+        through the claim check (removed when it fails)."""
         if draft.answerer.startswith("extractive"):
             return None
         from rag.answering.claims import check_reply
 
-        if self._grounder is None:
-            from rag.groundedness import Grounder
-
-            self._grounder = Grounder.for_embedder(self.embedder)
-        return check_reply(draft.text, passages, self._grounder)
+        return check_reply(draft.text, passages, self.claim_checker)
 
     def _citations(
         self, text: str, passages: Sequence[Passage]

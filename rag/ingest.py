@@ -354,7 +354,8 @@ def _prune(store: Store, roots: list[Path], seen: set[str]) -> list[str]:
     return pruned
 
 
-def tqdm_progress(force: bool = False) -> ProgressCallback | None:
+def tqdm_progress(force: bool = False, unit: str = "file",
+                  desc: str = "ingest") -> ProgressCallback | None:
     """A progress bar on stderr when it is a terminal (or ``force``: RAG_PROGRESS=1)."""
     if not (sys.stderr.isatty() or force):
         return None
@@ -364,7 +365,7 @@ def tqdm_progress(force: bool = False) -> ProgressCallback | None:
 
     def update(done: int, total: int, name: str) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, unit="file", desc="ingest", file=sys.stderr)
+            bar["bar"] = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)
         b = bar["bar"]
         b.n = done
         b.set_postfix_str(name[:40], refresh=False)

@@ -157,6 +157,9 @@ def rag_field(answer: Answer, redact: Callable[[str], str]) -> dict[str, Any]:
         "fallback_reason": redact(answer.fallback_reason) if answer.fallback_reason else None,
         "standalone_question": answer.standalone_question,
         "support": round(answer.support, 4),
+        "removed_claims": answer.removed_claims,
+        "removal_note": answer.removal_note,
+        "glosses": answer.glosses,
     }
 
 

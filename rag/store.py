@@ -381,6 +381,7 @@ class Store:
 
     def _commit_add(self, manifest: FileManifest) -> None:
         self._sentences.delete(where=_path_where(manifest.path, manifest.content_hash, False))
+        self._drop_glosses(_path_where(manifest.path, manifest.content_hash, False))
         self._files.upsert(ids=[path_key(manifest.path)], embeddings=[[0.0]],
                            metadatas=[manifest.as_dict()])
         self._end(manifest.path)
@@ -396,6 +397,7 @@ class Store:
 
     def _finish_delete(self, path: str) -> None:
         self._sentences.delete(where={"path": path})
+        self._drop_glosses({"path": path})
         self._files.delete(ids=[path_key(path)])
         self._end(path)
 
@@ -405,6 +407,7 @@ class Store:
         manifest = self.manifest(path)
         if manifest is not None:
             self._sentences.delete(where=_path_where(path, manifest.content_hash, same=False))
+            self._drop_glosses(_path_where(path, manifest.content_hash, same=False))
 
     @_guarded
     def pending(self) -> list[str]:
@@ -445,6 +448,16 @@ class Store:
                 done.append(Recovered(manifest.path, "add", f"removed {len(stored)} sentences "
                                                              "of an interrupted ingest"))
         return done
+
+    # -- glosses (rag.glosses): machine translations of sentences, deleted with them ----
+    def glosses(self, create: bool = False) -> Any:
+        """The ``<collection>-glosses`` collection (None while it does not exist)."""
+        return self._get(f"{self.settings.collection}-glosses", {"kind": "glosses"}, create)
+
+    def _drop_glosses(self, where: dict[str, Any]) -> None:
+        glosses = self.glosses()
+        if glosses is not None:
+            glosses.delete(where=where)
 
     # -- reading -------------------------------------------------------------------
     @_guarded

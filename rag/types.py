@@ -69,6 +69,13 @@ class Answer:
     # and what the check dropped or found unsupported, one line each.
     sentences: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Claims the claim check removed (rag.answering.claim_check): text, cited, quote,
+    # similarity, causes, reasons; and the one line that says how many and why.
+    removed_claims: list[dict[str, Any]] = field(default_factory=list)
+    removal_note: str | None = None
+    # Extractive answers: checked machine translations of quotes not in the question's
+    # language (rag.glosses): n, language, text, label.
+    glosses: list[dict[str, Any]] = field(default_factory=list)
     embedder: str = ""  # the embedder that retrieved the passages (as the store records it)
     status: str = ""  # derived from ``declined`` when not given
 
@@ -95,6 +102,9 @@ class Answer:
             "support": round(self.support, 4),
             "sentences": self.sentences,
             "warnings": self.warnings,
+            "removed_claims": self.removed_claims,
+            "removal_note": self.removal_note,
+            "glosses": self.glosses,
         }
 
 

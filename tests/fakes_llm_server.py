@@ -18,10 +18,21 @@ from a script chosen by the request's ``model`` field:
 ``slow-stream``    streams one chunk, then stalls ``SLOW_S``
 ``say:TEXT``       answers ``TEXT`` (the LLM judge's verdicts)
 ``drip``           sends its reply one byte every ``DRIP_S`` (JSON and stream)
-``quoted``         quote-then-claim JSON quoting passage [1]'s first sentence
+``quoted``         quote-then-claim JSON quoting a sentence of passage [1] (the
+                   1997 demand when it is there) with a faithful English claim
+``two-claims``     the same quote behind two claims: the faithful one, and
+                   ``INVENTED`` ("Russia demanded that Poland leave the EU")
 ``misquoted``      quote-then-claim JSON whose quote is in no passage
 ``unanswerable``   quote-then-claim JSON: ``{"answerable": false, "claims": []}``
+``corpus``         free text ``CORPUS_ANSWER``: two sentences the 1997 passage
+                   supports, citing [1] and [2][1]
+``corpus-invalid`` free text: a supported sentence [1], then one citing [9]
 =================  ===========================================================
+
+Issue 24: the claim check removes claims their quote does not support, so the
+scripts that go through the engine say what the sample corpus says (the 1997
+demand, ``FAITHFUL``). No real model can be told to put an invented claim behind a
+real quote on cue: ``two-claims`` is that test double.
 
 Every request is recorded (path, headers, JSON body) in ``server.requests`` so
 tests can check what the answerers actually sent.
@@ -38,6 +49,16 @@ from typing import Any
 
 ANSWER = "Paris is the capital of France [1]. The Eiffel Tower is there [2][1]."
 ANSWER_INVALID = "Paris is the capital of France [1]. It has 2 million people [9]."
+# A sentence of the sample corpus and a faithful English restatement of it.
+FAITHFUL = {"În ianuarie, Rusia a cerut formal revenirea la arhitectura de securitate din "
+            "anul 1997.": "In January, Russia formally demanded a return to the 1997 "
+                          "security architecture."}
+INVENTED = "Russia demanded that Poland leave the European Union."
+CORPUS_ANSWER = ("Russia formally demanded a return to the 1997 security architecture [1]. "
+                 "In January, Russia asked to go back to the security architecture of 1997 "
+                 "[2][1].")
+CORPUS_INVALID = ("Russia formally demanded a return to the 1997 security architecture [1]. "
+                  "It has 2 million people [9].")
 SLOW_S = 5.0
 DRIP_S = 0.25
 CHUNK = 7  # characters per streamed delta, so a reply arrives in many pieces
@@ -47,25 +68,34 @@ _PASSAGE_ONE = re.compile(r"\[1\] \(source: [^)]*\)\n<<<\n(.*?)\n>>>", re.S)
 
 
 def _quoted(body: dict[str, Any], model: str) -> str:
-    """A structured reply; ``quoted`` copies passage [1]'s first sentence from the prompt."""
+    """A structured reply quoting passage [1] (as sent in the prompt): its sentence of
+    ``FAITHFUL`` when it has one, else its first sentence, restated verbatim."""
     if model == "unanswerable":
         return json.dumps({"answerable": False, "claims": []})
     prompt = str(body.get("messages", [{}])[-1].get("content", ""))
     found = _PASSAGE_ONE.search(prompt)
     passage = found.group(1) if found else ""
-    sentence = re.split(r"(?<=[.!?])\s", passage.strip())[0]
-    quote = sentence if model == "quoted" else "Words that no passage contains at all."
-    claim = {"passage": 1, "quote": f"  „{quote}”  ", "answer": "The answer, in English [3]."}
-    return json.dumps({"answerable": True, "claims": [claim]}, ensure_ascii=False)
+    known = [s for s in FAITHFUL if s in passage]
+    sentence = known[0] if known else re.split(r"(?<=[.!?])\s", passage.strip())[0]
+    quote = sentence if model != "misquoted" else "Words that no passage contains at all."
+    faithful = FAITHFUL.get(sentence, sentence)
+    claims = [{"passage": 1, "quote": f"  „{quote}”  ", "answer": f"{faithful[:-1]} [3]."}]
+    if model == "two-claims":
+        claims.append({"passage": 1, "quote": quote, "answer": INVENTED})
+    return json.dumps({"answerable": True, "claims": claims}, ensure_ascii=False)
 
 
 def _script(model: str, body: dict[str, Any] | None = None) -> str:
     if model.startswith("say:"):
         return model[4:]
-    if model in ("quoted", "misquoted", "unanswerable"):
+    if model in ("quoted", "two-claims", "misquoted", "unanswerable"):
         return _quoted(body or {}, model)
     if model == "cite-invalid":
         return ANSWER_INVALID
+    if model == "corpus":
+        return CORPUS_ANSWER
+    if model == "corpus-invalid":
+        return CORPUS_INVALID
     if model == "decline":
         return "NOT_FOUND"
     if model == "empty":

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rag.answering.claim_check import ClaimChecker, removal_note
 from rag.answering.claims import (
     check_reply,
     check_structured,
@@ -113,22 +114,105 @@ def test_free_text_reports_markers_outside_the_sent_passages() -> None:
     assert [s.supported for s in checked.sentences] == [False, False]  # no grounder: unchecked
 
 
-def test_structured_check_with_the_real_groundedness_scorer() -> None:
-    from rag.groundedness import Grounder
+@pytest.fixture(scope="module")
+def checker() -> ClaimChecker:
+    """The real claim check (e5, the calibrated threshold)."""
+    return ClaimChecker.for_embedder(None)
 
-    grounder = Grounder()
+
+def test_the_claim_check_removes_claims_their_quote_does_not_support(
+    checker: ClaimChecker,
+) -> None:
     checked = check_structured(parse_structured(_reply(
         (1, "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997.",
          "Russia formally demanded a return to the 1997 security architecture."),
         (2, "Rosja zgromadziła przy granicy z Ukrainą",
          "The capital of Australia is Canberra."),
-    )), PASSAGES, grounder)  # type: ignore[arg-type]
-    supported = {s.text: s.supported for s in checked.sentences}
-    assert supported["Russia formally demanded a return to the 1997 security architecture."]
-    assert not supported["The capital of Australia is Canberra."]
+        (1, "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997.",
+         "In January, Russia demanded a return to the 1991 security architecture."),
+    )), PASSAGES, checker)  # type: ignore[arg-type]
+    assert checked.failure is None
+    assert checked.text == "Russia formally demanded a return to the 1997 security " \
+                           "architecture [1]."
+    assert [s.supported for s in checked.sentences] == [True]
+    assert checked.sentences[0].support >= checker.threshold
+    canberra, year = checked.removed
+    assert canberra["text"] == "The capital of Australia is Canberra."
+    assert canberra["causes"] == ["unsupported"] and canberra["cited"] == [2]
+    assert canberra["quote"] == "Rosja zgromadziła przy granicy z Ukrainą"
+    assert "1991" in year["reasons"][-1] and "number" in year["causes"]
+
+
+def test_when_every_claim_is_removed_the_failure_says_so(checker: ClaimChecker) -> None:
+    checked = check_reply(_reply((2, "Rosja zgromadziła przy granicy z Ukrainą",
+                                  "Russia demanded that Poland leave the European Union.")),
+                          PASSAGES, checker)
+    assert checked.failure == ("none of its 1 claims could be checked: 1 was removed by the "
+                               "claim check: not supported by its quote (1)")
+    assert checked.text == "" and len(checked.removed) == 1
+
+
+def test_free_text_sentences_are_checked_and_removed_one_by_one(checker: ClaimChecker) -> None:
+    checked = check_reply("Russia formally demanded a return to the 1997 security architecture "
+                          "[1]. Australia's capital is Canberra [2]. Moscow wants 1997 [7].",
+                          PASSAGES, checker)
+    assert checked.text == "Russia formally demanded a return to the 1997 security " \
+                           "architecture [1]."
+    assert [c.n for c in checked.citations] == [1]
+    assert [r["causes"] for r in checked.removed] == [["unsupported"], ["uncited"]]
+    assert checked.sentences[0].quote.startswith("În ianuarie, Rusia a cerut")
+
+
+def test_removal_note_counts_each_cause() -> None:
+    removed = [{"causes": ["unsupported"]}, {"causes": ["unsupported", "number"]}]
+    assert removal_note(removed, 1) == ("2 of 3 claims were removed by the claim check: not "
+                                        "supported by its quote (2); a number its passage "
+                                        "does not give (1).")
+    assert removal_note([], 2) is None
 
 
 def test_json_cut_off_by_the_token_limit_is_a_failure_not_free_text() -> None:
     checked = check_reply('{"answerable": true, "claims": [{"passage": 1, "quote": "1.1.1.1',
                           PASSAGES)
     assert checked.failure and "cut off" in checked.failure and checked.text == ""
+
+
+def test_the_removal_is_said_in_the_cli_the_page_the_api_and_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rag.ui.render import answer_html
+
+    from rag.cli import _print_answer
+    from rag.openai_api import rag_field
+    from rag.types import Answer, Citation
+
+    note = "1 of 2 claims was removed by the claim check: not supported by its quote (1)."
+    removed = [{"text": "Russia demanded that Poland leave the European Union.", "cited": [1],
+                "quote": "Rusia a cerut", "similarity": 0.71, "causes": ["unsupported"],
+                "reasons": ["its quote does not say it (similarity 0.71 < 0.85)"]}]
+    answer = Answer("q", "Russia demanded 1997 [1].", "openai:m", False,
+                    [Citation(1, "003.txt", "Rusia a cerut", 0.9, RO, "ro")],
+                    removed_claims=removed, removal_note=note)
+    _print_answer(answer)
+    assert f"[removed: {note}]" in capsys.readouterr().out
+    assert f'<div class="rag-removed" role="note">{note}</div>' in answer_html(answer.to_dict())
+    api = rag_field(answer, lambda text: text)
+    assert api["removal_note"] == note and api["removed_claims"] == removed
+    assert answer.to_dict()["removed_claims"] == removed
+
+
+@pytest.mark.skipif(not __import__("rag.embedding.gemma", fromlist=["installed"]).installed(),
+                    reason="EmbeddingGemma is not installed")
+def test_with_gemma_the_check_uses_its_sentence_similarity_role() -> None:
+    from rag.answering.claim_check import THRESHOLDS
+    from rag.config import Settings
+    from rag.embedding import make_embedder
+
+    checker = ClaimChecker.for_embedder(make_embedder(Settings(embedder="gemma")))
+    assert checker.model.family == "gemma" and checker.threshold == THRESHOLDS["gemma"]
+    quote = "Rusia a cerut formal revenirea la arhitectura de securitate din anul 1997."
+    kept = checker.check("Russia formally demanded a return to the 1997 security "
+                         "architecture.", quote, [RO])
+    invented = checker.check("Russia demanded that Poland leave the European Union.", quote,
+                             [RO])
+    assert kept.kept and not invented.kept and invented.causes == ("unsupported",)

@@ -42,6 +42,9 @@ from rag.types import AnswererError, Passage
 from tests.fakes_llm_server import (
     ANSWER,
     ANSWER_INVALID,
+    CORPUS_ANSWER,
+    FAITHFUL,
+    INVENTED,
     SLOW_S,
     ScriptedLLMServer,
     _Handler,
@@ -59,6 +62,7 @@ PASSAGES = [
             text="The Eiffel Tower stands in Paris.", score=0.8),
 ]
 CORPUS_QUESTION = "What did Russia demand about 1997?"
+ROMANIAN_1997 = next(iter(FAITHFUL))  # the sentence that answers it, in 003_*.txt
 
 
 # -- a naive model: obeys whatever instruction a document carries -------------------------
@@ -437,11 +441,12 @@ def _engine(settings: Settings, server: ScriptedLLMServer, model: str,
 def test_engine_answers_with_the_llm_and_cites_retrieved_passages(
     sample_settings: Settings, server: ScriptedLLMServer
 ) -> None:
-    engine = _engine(sample_settings, server, "ok")
+    engine = _engine(sample_settings, server, "corpus")
     before = len(server.requests)
     answer = engine.ask(CORPUS_QUESTION)
-    assert answer.answerer == "openai:ok" and not answer.declined
-    assert answer.fallback_reason is None and answer.answer == ANSWER
+    assert answer.answerer == "openai:corpus" and not answer.declined
+    assert answer.fallback_reason is None and answer.answer == CORPUS_ANSWER
+    assert answer.removed_claims == [] and answer.removal_note is None
     retrieved = {p.n: p for p in answer.retrieved}
     assert [c.n for c in answer.citations] == [1, 2]
     for c in answer.citations:
@@ -451,21 +456,25 @@ def test_engine_answers_with_the_llm_and_cites_retrieved_passages(
     assert req["body"]["messages"][0]["content"] == structured_prompt(CORPUS_QUESTION)
 
     events = list(engine.ask_stream(CORPUS_QUESTION))
-    assert "".join(e for e in events if isinstance(e, str)) == ANSWER
-    assert events[-1].answerer == "openai:ok" and events[-1].answer == ANSWER
+    assert "".join(e for e in events if isinstance(e, str)) == CORPUS_ANSWER
+    assert events[-1].answerer == "openai:corpus" and events[-1].answer == CORPUS_ANSWER
 
 
 def test_engine_drops_a_citation_of_a_passage_not_retrieved(
     sample_settings: Settings, server: ScriptedLLMServer
 ) -> None:
-    answer = _engine(sample_settings, server, "cite-invalid").ask(CORPUS_QUESTION)
-    assert answer.answerer == "openai:cite-invalid" and not answer.declined
-    assert "[9]" not in answer.answer and answer.answer.endswith("2 million people.")
+    answer = _engine(sample_settings, server, "corpus-invalid").ask(CORPUS_QUESTION)
+    assert answer.answerer == "openai:corpus-invalid" and not answer.declined
+    assert answer.answer == "Russia formally demanded a return to the 1997 security " \
+                            "architecture [1]."
     assert [c.n for c in answer.citations] == [1]
-    # Reported, not silently lost (issue 14, item 11), and its sentence marked unsupported.
+    # Reported, not silently lost (issue 14, item 11); its sentence, citing nothing that was
+    # sent, is removed by the claim check (issue 24) and listed with why.
     assert any("[9]" in w and "not sent" in w for w in answer.warnings)
-    (bad,) = [s for s in answer.sentences if 9 in s["cited"]]
-    assert bad["supported"] is False and answer.to_dict()["warnings"] == answer.warnings
+    (removed,) = answer.removed_claims
+    assert removed["text"] == "It has 2 million people." and removed["causes"] == ["uncited"]
+    assert answer.removal_note == "1 of 2 claims was removed by the claim check: no citation (1)."
+    assert answer.to_dict()["removed_claims"] == answer.removed_claims
 
 
 def test_engine_falls_back_to_extractive_when_the_llm_fails(
@@ -540,7 +549,7 @@ def test_engine_shows_a_verified_quote_under_an_answer_with_its_own_markers(
     answer = _engine(sample_settings, server, "quoted").ask(CORPUS_QUESTION)
     assert answer.answerer == "openai:quoted" and not answer.declined
     # The model's own "[3]" is gone; the marker is ours, for the passage it quoted.
-    assert answer.answer == "The answer, in English [1]."
+    assert answer.answer == f"{FAITHFUL[ROMANIAN_1997][:-1]} [1]."
     (citation,) = answer.citations
     first = answer.retrieved[0]
     assert citation.n == 1 and citation.source == first.source
@@ -559,7 +568,7 @@ def test_engine_falls_back_when_no_quote_is_found(
     assert answer.fallback_reason == (
         "openai:misquoted: none of its 1 claims could be checked: 1 had a quote that is not "
         "in the passage it cited")
-    assert "The answer, in English" not in answer.answer
+    assert FAITHFUL[ROMANIAN_1997][:-1] not in answer.answer
 
 
 def test_engine_reports_a_structured_decline(
@@ -575,4 +584,32 @@ def test_streamed_structured_answer_shows_the_checked_text_not_raw_json(
 ) -> None:
     events = list(_engine(sample_settings, server, "quoted").ask_stream(CORPUS_QUESTION))
     text = "".join(e for e in events if isinstance(e, str))
-    assert text == events[-1].answer == "The answer, in English [1]."
+    assert text == events[-1].answer == f"{FAITHFUL[ROMANIAN_1997][:-1]} [1]."
+
+
+# -- the claim check (issue 24) -----------------------------------------------------------
+
+
+def test_an_invented_claim_behind_a_real_quote_is_removed_the_faithful_one_kept(
+    sample_settings: Settings, server: ScriptedLLMServer
+) -> None:
+    """The hostile test of issue 24: {"quote": <a real sentence>, "answer": "Russia demanded
+    that Poland leave the European Union."} was shown with no warning. The scripted server
+    (a test double: no real model invents on cue) sends it beside a faithful claim."""
+    engine = _engine(sample_settings, server, "two-claims")
+    answer = engine.ask(CORPUS_QUESTION)
+    assert answer.answerer == "openai:two-claims" and answer.fallback_reason is None
+    assert answer.answer == f"{FAITHFUL[ROMANIAN_1997][:-1]} [1]."
+    assert "Poland" not in answer.answer and len(answer.citations) == 1
+    (removed,) = answer.removed_claims
+    assert removed["text"] == INVENTED and removed["causes"] == ["unsupported"]
+    assert removed["quote"] == ROMANIAN_1997 and removed["similarity"] < 0.85
+    assert answer.removal_note == ("1 of 2 claims was removed by the claim check: not "
+                                   "supported by its quote (1).")
+    data = answer.to_dict()
+    assert data["removal_note"] == answer.removal_note and data["removed_claims"][0]["text"] \
+        == INVENTED
+    # The streamed answer (the page, the CLI) is the checked one too.
+    events = list(engine.ask_stream(CORPUS_QUESTION))
+    assert "Poland" not in "".join(e for e in events if isinstance(e, str))
+    assert events[-1].removal_note == answer.removal_note

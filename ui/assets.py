@@ -62,6 +62,9 @@ details[open] > summary .rag-more { display: none; }
 .rag-unsupported { text-decoration: underline dotted var(--color-orange-600, #c2410c);
   text-underline-offset: .2em; }
 .rag-flag { font-size: .8em; color: var(--color-orange-600, #c2410c); }
+.rag-removed { font-size: .8em; margin-top: .3em; color: var(--color-orange-600, #c2410c); }
+.rag-gloss { font-size: .9em; margin: .15em 0 .4em 1.2em; opacity: .85; }
+.rag-gloss-label { display: block; font-size: .8em; font-style: italic; opacity: .8; }
 .rag-status { opacity: .75; font-style: italic; }
 .rag-error { color: var(--error-text-color, #b91c1c); }
 #question { position: relative; }

@@ -104,11 +104,13 @@ def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
                                 "status": waiting_status(answerer or live.settings.answerer)}
         turns.append(turn)
         yield "", chat_html(turns, show_searched), gr.skip(), ""
+        final: Answer | None = None
         try:
             engine = live.fresh()
             with live.using():
                 for event in engine.ask_stream(question, int(top_k), answerer or None, history):
                     if isinstance(event, Answer):
+                        final = event
                         turn["answer"] = answer_record(event, _titles(event))
                         reason = turn["answer"].get("fallback_reason")
                         turn["answer"]["fallback_reason"] = plain(redact(reason)) if reason \
@@ -123,8 +125,24 @@ def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
         turn.pop("partial", None)
         turn.pop("status", None)
         yield gr.skip(), chat_html(turns, show_searched), turns, gr.skip()
+        if final is not None and not turn.get("error"):
+            yield from _add_glosses(live, engine, final, turn, turns, show_searched)
 
     return respond
+
+
+def _add_glosses(live: LiveEngine, engine: Any, answer: Answer, turn: dict[str, Any],
+                 turns: list[dict[str, Any]], show_searched: bool) -> Iterator[tuple[Any, ...]]:
+    """Glosses under the quotes of a shown answer, each as the local model writes it (the
+    answer is on the page already; a failing model just stops them, rag.glosses)."""
+    more = getattr(engine, "glosses", None)  # an engine without glosses (tests) has none
+    if more is None:
+        return
+    glosses = turn["answer"].setdefault("glosses", [])
+    with live.using():
+        for gloss in more(answer):
+            glosses.append(gloss)
+            yield gr.skip(), chat_html(turns, show_searched), turns, gr.skip()
 
 
 def wire_chat(panel: ChatPanel, turns: gr.BrowserState, settings_inputs: list[Any],

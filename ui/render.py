@@ -18,7 +18,7 @@ from typing import Any
 from rag.answering.claims import with_marker
 from rag.display import display_name, language_name
 from rag.documents import DocumentInfo
-from rag.markers import group_numbers, replace_markers
+from rag.markers import group_numbers, marker_numbers, replace_markers
 from rag.types import Answer
 
 QUOTE_CHARS = 280
@@ -150,6 +150,9 @@ def _footer(record: Mapping[str, Any], show_searched: bool) -> str:
     searched = record.get("standalone_question")
     if show_searched and searched:
         parts.append(f'<div class="rag-searched">searched for: {esc(searched)}</div>')
+    removed = record.get("removal_note")
+    if removed:
+        parts.append(f'<div class="rag-removed" role="note">{esc(removed)}</div>')
     note = f"answered by {esc(record.get('answerer') or '')} in " \
            f"{float(record.get('latency_ms') or 0):.0f} ms"
     reason = record.get("fallback_reason")
@@ -182,8 +185,30 @@ def _sentence_html(s: Mapping[str, Any], sources: set[int]) -> str:
             f'{text} <span class="rag-flag">({UNSUPPORTED})</span></span>')
 
 
+GLOSS_LABEL = "Machine translation"
+
+
+def gloss_html(gloss: Mapping[str, Any]) -> str:
+    """A checked machine translation of a quote, labelled as such."""
+    language = str(gloss.get("language") or "")
+    return (f'<div class="rag-gloss" lang="{attr(language)}"><span class="rag-gloss-label">'
+            f"{GLOSS_LABEL} into {esc(language_name(language))}, checked against the quote:"
+            f"</span> {esc(gloss.get('text') or '')}</div>")
+
+
+def _quotes_with_glosses(text: str, glosses: Sequence[Mapping[str, Any]]) -> str:
+    """The extractive answer line by line, each quote's gloss under it."""
+    by_n = {int(g.get("n") or 0): g for g in glosses}
+    lines = []
+    for line in text.split("\n"):
+        under = "".join(gloss_html(by_n.pop(n)) for n in marker_numbers(line) if n in by_n)
+        lines.append(f'<div class="rag-line">{with_markers(esc(line))}{under}</div>')
+    return "".join(lines)
+
+
 def answer_body(record: Mapping[str, Any]) -> str:
-    """Declined text; an LLM answer sentence by sentence, each as checked; else the text."""
+    """Declined text; an LLM answer sentence by sentence, each as checked; quotes with their
+    glosses; else the text."""
     text = esc(record.get("answer") or "")
     if record.get("declined"):
         return f'<div class="rag-declined">{text}</div>'
@@ -195,6 +220,10 @@ def answer_body(record: Mapping[str, Any]) -> str:
         sources = {int(c.get("n") or 0) for c in record.get("citations") or []}
         return ('<div class="rag-text">' + " ".join(_sentence_html(s, sources) for s in sentences)
                 + "</div>")
+    glosses = record.get("glosses") or []
+    if glosses:
+        raw = str(record.get("answer") or "")
+        return f'<div class="rag-text">{_quotes_with_glosses(raw, glosses)}</div>'
     return f'<div class="rag-text">{with_markers(text)}</div>'
 
 

@@ -8,10 +8,15 @@ its passage (tolerant of whitespace and quote marks, nothing else), drops the
 claims whose quote is not there, and writes the answer itself, one ``[n]`` per
 claim: the model never writes a citation marker.
 
+Then every claim whose quote was found goes through the claim check
+(``rag.answering.claim_check``: does the claim say what its quote says, are its
+numbers in the passage?); a claim that fails is removed, and ``Checked.removed``
+says which and why.
+
 A server without structured output replies in free text; then every sentence is
-checked with the model-free groundedness scorer (``rag.groundedness``) and
-carries its ``support``, and markers for passages that were not sent are
-reported, their sentence marked unsupported.
+checked the same way against the best-matching sentence of the passages it cites,
+and removed when it fails or cites nothing; markers for passages that were not
+sent are reported and dropped.
 """
 
 from __future__ import annotations
@@ -191,7 +196,7 @@ def find_quote(quote: str, passage: str) -> str | None:
 
 @dataclass
 class SentenceCheck:
-    """One sentence shown to the user, with how well the passages support it."""
+    """One sentence shown to the user, with the claim check's similarity to its quote."""
 
     text: str
     cited: tuple[int, ...]
@@ -210,7 +215,9 @@ class Checked:
     """The answer as it may be shown: text with our markers, citations, per-sentence support.
 
     ``failure`` is set when nothing verified is left (the engine then falls back);
-    ``warnings`` say what was dropped or is unsupported, one line each.
+    ``warnings`` say what was dropped, one line each; ``removed`` lists the claims the
+    claim check removed (``text``, ``cited``, ``quote``, ``similarity``, ``causes``,
+    ``reasons``).
     """
 
     text: str = ""
@@ -219,6 +226,7 @@ class Checked:
     warnings: list[str] = field(default_factory=list)
     declined: bool = False
     failure: str | None = None
+    removed: list[dict[str, Any]] = field(default_factory=list)
 
 
 _CUT_JSON = re.compile(r'\s*(```(json)?\s*)?\{\s*"(answerable|claims)"')
@@ -229,9 +237,16 @@ def _citation(p: Passage, text: str) -> Citation:
                     language=p.language)
 
 
+def _removed(text: str, cited: Sequence[int], verdict: Any) -> dict[str, Any]:
+    return {"text": text, "cited": list(cited), "quote": verdict.quote,
+            "similarity": None if verdict.similarity is None else round(verdict.similarity, 4),
+            "causes": list(verdict.causes), "reasons": list(verdict.reasons)}
+
+
 def check_structured(reply: StructuredReply, passages: Sequence[Passage],
-                     grounder: Any = None) -> Checked:
-    """Keep the claims whose quote is in the passage they name; we write the markers."""
+                     checker: Any = None) -> Checked:
+    """Keep the claims whose quote is in the passage they name and that pass ``checker``
+    (``ClaimChecker``; None: every quoted claim is kept); we write the markers."""
     by_n = {p.n: p for p in passages}
     out = Checked()
     if not reply.answerable or not reply.claims:
@@ -256,18 +271,33 @@ def check_structured(reply: StructuredReply, passages: Sequence[Passage],
         if not sentence or sentence.casefold() in seen:
             continue
         seen.add(sentence.casefold())
-        support = grounder.support(sentence, [found])[0] if grounder is not None else None
-        supported = support is None or support >= grounder.threshold
-        out.sentences.append(SentenceCheck(sentence, (passage.n,), support, supported, found))
+        verdict = checker.check(sentence, found, [passage.text]) if checker else None
+        if verdict is not None and not verdict.kept:
+            out.removed.append(_removed(sentence, (passage.n,), verdict))
+            continue
+        support = verdict.similarity if verdict is not None else None
+        out.sentences.append(SentenceCheck(sentence, (passage.n,), support, True, found))
         out.citations.append(_citation(passage, found))
     if not out.sentences:
-        out.failure = _nothing_checked(len(reply.claims), unsent, unquoted, len(passages))
+        out.failure = _nothing_checked(len(reply.claims), unsent, unquoted, len(passages),
+                                       out.removed)
         return out
     out.text = " ".join(with_marker(s.text, s.cited[0]) for s in out.sentences)
     return out
 
 
-def _nothing_checked(claims: int, unsent: list[int], unquoted: int, sent: int) -> str:
+def _causes(removed: Sequence[dict[str, Any]]) -> str:
+    from rag.answering.claim_check import CAUSE_WORDS
+
+    counts: dict[str, int] = {}
+    for claim in removed:
+        for cause in claim["causes"]:
+            counts[cause] = counts.get(cause, 0) + 1
+    return ", ".join(f"{CAUSE_WORDS.get(c, c)} ({n})" for c, n in counts.items())
+
+
+def _nothing_checked(claims: int, unsent: list[int], unquoted: int, sent: int,
+                     removed: Sequence[dict[str, Any]] = ()) -> str:
     """Why none of a structured reply's claims could be shown, by cause."""
     causes = []
     if unsent:
@@ -276,6 +306,9 @@ def _nothing_checked(claims: int, unsent: list[int], unquoted: int, sent: int) -
                       f"{sent} were sent)")
     if unquoted:
         causes.append(f"{unquoted} had a quote that is not in the passage it cited")
+    if removed:
+        causes.append(f"{len(removed)} {'was' if len(removed) == 1 else 'were'} removed by "
+                      f"the claim check: {_causes(removed)}")
     return (f"none of its {claims} claims could be checked: " + " and ".join(causes)
             if causes else f"none of its {claims} claims said anything")
 
@@ -288,44 +321,63 @@ def with_marker(sentence: str, n: int) -> str:
     return f"{sentence[: end.start()].rstrip()} [{n}]{end.group(0)}"
 
 
-def check_free_text(text: str, passages: Sequence[Passage], grounder: Any = None) -> Checked:
-    """A free-form answer: valid markers kept, invalid ones reported, sentences scored."""
-    from rag.groundedness import answer_claims
+def check_free_text(text: str, passages: Sequence[Passage], checker: Any = None) -> Checked:
+    """A free-form answer, sentence by sentence: with ``checker`` each sentence is checked
+    against the best-matching sentence of the passages it cites and removed when it fails
+    (or cites nothing); markers of passages that were not sent are dropped and reported."""
+    from rag.groundedness import claim_units, clean, is_boilerplate, markers
 
     by_n = {p.n: p for p in passages}
-    parsed = parse_citations(text, passages)
-    out = Checked(text=parsed.text)
-    if parsed.invalid:
+    out = Checked()
+    invalid = parse_citations(text, passages).invalid
+    if invalid:
         sent = ", ".join(str(p.n) for p in passages)
         out.warnings.append(
-            "cited " + ", ".join(f"[{n}]" for n in parsed.invalid)
-            + f", which was not sent (passages {sent}): the marker was dropped and its "
-            "sentence marked unsupported")
+            "cited " + ", ".join(f"[{n}]" for n in invalid)
+            + f", which was not sent (passages {sent}): the marker was dropped"
+            + ("" if checker else " and its sentence marked unsupported"))
+    lines = []
+    for line in text.split("\n"):
+        kept = []
+        for unit in claim_units(line):
+            sentence = clean(unit)
+            if is_boilerplate(unit) or not re.search(r"\w", sentence):
+                kept.append(unit)
+                continue
+            cited = tuple(markers(unit))
+            valid = tuple(n for n in cited if n in by_n)
+            if checker is None:
+                out.sentences.append(SentenceCheck(sentence, cited, None, False))
+                kept.append(unit)
+                continue
+            verdict = checker.check(sentence, "", [by_n[n].text for n in valid])
+            if not verdict.kept:
+                out.removed.append(_removed(sentence, cited, verdict))
+                continue
+            out.sentences.append(SentenceCheck(sentence, cited, verdict.similarity, True,
+                                               verdict.quote))
+            kept.append(unit)
+        if kept or not line.strip():
+            lines.append(" ".join(kept))
+    parsed = parse_citations("\n".join(lines).strip(), passages)
+    out.text = parsed.text
     out.citations = [_citation(by_n[n], by_n[n].sentence or by_n[n].text) for n in parsed.cited]
-    for claim in answer_claims(text):  # the original text: a sentence citing [7] shows it
-        cited = tuple(n for n in claim.cited if n in by_n)
-        bad = any(n not in by_n for n in claim.cited)
-        if not cited or grounder is None:
-            out.sentences.append(SentenceCheck(claim.text, claim.cited, None, False))
-            continue
-        score, match = grounder.support(claim.text, [by_n[n].text for n in cited])
-        ok = score >= grounder.threshold and not bad
-        out.sentences.append(SentenceCheck(claim.text, claim.cited, score, ok, match))
-    unsupported = [s for s in out.sentences if not s.supported]
-    if unsupported and out.sentences:
-        out.warnings.append(f"{len(unsupported)} of {len(out.sentences)} sentences are not "
-                            "supported by the passages they cite")
+    checked = [r for r in out.removed if r["causes"] != ["uncited"]]
+    if checked and not out.sentences:  # (citing nothing at all is the engine's own case)
+        out.failure = (f"all {len(out.removed)} of its sentences were removed by the claim "
+                       f"check: {_causes(out.removed)}")
     return out
 
 
-def check_reply(text: str, passages: Sequence[Passage], grounder: Any = None) -> Checked:
-    """Check an LLM reply in either format against the passages that were sent."""
+def check_reply(text: str, passages: Sequence[Passage], checker: Any = None) -> Checked:
+    """Check an LLM reply in either format against the passages that were sent; ``checker``
+    is the claim check (``rag.answering.claim_check.ClaimChecker``)."""
     reply = parse_structured(text)
     if reply is not None:
-        return check_structured(reply, passages, grounder)
+        return check_structured(reply, passages, checker)
     if _CUT_JSON.match(text):  # never shown as free text
         return Checked(failure="its JSON reply was cut off or malformed (RAG_LLM_MAX_TOKENS "
                                "may be too low)")
     if is_decline(text) or text.strip() == DECLINE_SENTINEL:
         return Checked(declined=True)
-    return check_free_text(text, passages, grounder)
+    return check_free_text(text, passages, checker)
