@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rag.embedding
 import rag.models
 from rag.config import DEFAULT_CORPUS, Settings
 from rag.embedding import EmbedderError, default_embedder, make_embedder
@@ -108,6 +109,8 @@ def test_default_is_gemma_only_once_installed(tmp_path: Path,
     """Not installed (or half installed: no marker): e5 is the default and asking for
     gemma says how to install it; with the marker, gemma is the default."""
     monkeypatch.setattr(rag.models, "models_dir", lambda: tmp_path / "share")
+    # Embedders are built once per process: one an earlier test built must not answer here.
+    monkeypatch.setattr(rag.embedding, "_CACHE", {})
     assert default_embedder() == "e5"
     with pytest.raises(EmbedderError, match=r"rag\.models install embeddinggemma-300m"):
         make_embedder(Settings(embedder="gemma"))
