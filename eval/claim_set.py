@@ -9,6 +9,8 @@ removes, its *precision* the share of removed claims that were unfaithful, and
 
 ``--calibrate`` (dev file only) prints the threshold sweep and picks the highest
 similarity threshold that keeps at least ``TARGET_KEPT`` of the faithful claims;
+``--judge`` adds the local model's reading (``rag.answering.claim_judge``; it needs the
+model installed), and with ``--calibrate`` sweeps its cut instead;
 ``--rule names`` / ``--rule negation`` measure candidate extra rules (issue 24
 asks whether a rule for names helps; see docs/evaluation.md for the answer).
 """
@@ -172,6 +174,18 @@ def print_summary(result: dict[str, Any], title: str, stream: TextIO) -> None:
               f"{1 - k['removed_share']:>6.3f}", file=stream)
 
 
+def judge_scores(judge: Any, rows: Sequence[dict[str, Any]],
+                 removed: Sequence[bool]) -> list[float | None]:
+    """The judge's P(yes) for each claim the embedding check kept (None: not asked, or the
+    judge could not say), as the engine asks it: only about what passed."""
+    return [None if gone else judge(row["claim"], row["quote"])
+            for row, gone in zip(rows, removed, strict=True)]
+
+
+def judged(removed: Sequence[bool], scores: Sequence[float | None], cut: float) -> list[bool]:
+    return [gone or (p is not None and p < cut) for gone, p in zip(removed, scores, strict=True)]
+
+
 def evaluate(path: str | Path, checker: ClaimChecker | None = None,
              rules: Sequence[str] = (), stream: TextIO | None = None) -> dict[str, Any]:
     """The check as the engine runs it, on one claim-set file; prints the table."""
@@ -179,11 +193,41 @@ def evaluate(path: str | Path, checker: ClaimChecker | None = None,
     checker = checker or ClaimChecker.for_embedder(None)
     rows = load(path)
     removed = decide(rows, similarities(checker, rows), checker.threshold, rules=rules)
+    title = f"claim check ({checker.model.family}, threshold {checker.threshold:.3f}"
+    judge = checker.judge
+    if judge is not None:
+        removed = judged(removed, judge_scores(judge, rows, removed), judge.threshold)
+        title += f", judge {judge.name} below P(yes) {judge.threshold:.2f}"
     result = {"file": str(path), "model": checker.model.family,
-              "threshold": checker.threshold, "rules": list(rules), **summary(rows, removed)}
-    print_summary(result, f"claim check ({checker.model.family}, threshold "
-                          f"{checker.threshold:.3f}) on {path}", stream)
+              "threshold": checker.threshold, "rules": list(rules),
+              "judge": getattr(judge, "name", None), **summary(rows, removed)}
+    print_summary(result, f"{title}) on {path}", stream)
     return result
+
+
+def calibrate_judge(path: str | Path, checker: ClaimChecker, stream: TextIO) -> float:
+    """Sweep the judge's cut on a dev file, after the embedding check at its threshold: among
+    the cuts keeping ``TARGET_KEPT`` of the faithful claims, the lowest with the best recall
+    (the furthest from where faithful claims start to go)."""
+    rows = load(path)
+    removed = decide(rows, similarities(checker, rows), checker.threshold)
+    scores = judge_scores(checker.judge, rows, removed)
+    best: tuple[float, float] | None = None  # (recall, -cut)
+    print(f"{'cut':>5} {'kept':>6} {'recall':>7} " + " ".join(
+        f"{k[:10]:>10}" for k in UNFAITHFUL_KINDS), file=stream)
+    for cut in np.round(np.arange(0.0, 1.0, 0.02), 2):
+        result = summary(rows, judged(removed, scores, float(cut)))
+        if result["faithful_kept"] >= TARGET_KEPT and (
+                best is None or (result["recall"], -cut) > best):
+            best = (result["recall"], -float(cut))
+        cells = " ".join(f"{result['by_kind'].get(k, {}).get('removed_share', 0):>10.3f}"
+                         for k in UNFAITHFUL_KINDS)
+        print(f"{cut:>5.2f} {result['faithful_kept']:>6.3f} {result['recall']:>7.3f} {cells}",
+              file=stream)
+    chosen = -best[1] if best else 0.0
+    print(f"chosen: {chosen:.2f} (keeping >= {TARGET_KEPT:.0%} of the faithful, the best "
+          "recall, the lowest such cut)", file=stream)
+    return chosen
 
 
 def calibrate(path: str | Path, checker: ClaimChecker, stream: TextIO) -> float:
@@ -239,15 +283,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sweep thresholds (dev file only) and print the chosen one")
     parser.add_argument("--rule", action="append", default=[], choices=sorted(RULES),
                         help="add a candidate rule to the check (measurement only)")
+    parser.add_argument("--judge", action="store_true",
+                        help="add the local model's reading (the calibrated model installed)")
     parser.add_argument("--out", help="write the result as JSON here")
     args = parser.parse_args(argv)
     from rag.similarity import default_similarity
 
     model = default_similarity()  # the embedder the settings choose (RAG_EMBEDDER)
+    judge = None
+    if args.judge:
+        from rag.answering.claim_judge import local_judge
+        from rag.config import Settings
+
+        judge = local_judge(Settings(claim_judge="auto"))
+        if judge is None:
+            print("error: no claim judge: install the local model it was calibrated for "
+                  "(make install-llm)", file=sys.stderr)
+            return 1
+    if args.calibrate and judge is not None:
+        calibrate_judge(args.file, ClaimChecker(model, judge=judge), sys.stdout)
+        return 0
     if args.calibrate:
         calibrate(args.file, ClaimChecker(model, threshold=0.0), sys.stdout)
         return 0
-    result = evaluate(args.file, ClaimChecker(model), rules=args.rule)
+    result = evaluate(args.file, ClaimChecker(model, judge=judge), rules=args.rule)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

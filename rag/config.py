@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     progress: bool = False  # a progress bar even when stderr is not a terminal
     glosses: str = "auto"  # machine translations under quotes: auto (local model installed), off
     gloss_timeout: float = 30.0  # seconds for one gloss
+    # The local model's second reading of each LLM claim: auto (local model installed), off.
+    claim_judge: str = "auto"
 
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
@@ -177,9 +179,9 @@ class Settings(BaseSettings):
                 nested[key] = value
         return nested
 
-    @field_validator("glosses")
+    @field_validator("glosses", "claim_judge")
     @classmethod
-    def _gloss_mode(cls, value: str) -> str:
+    def _auto_or_off(cls, value: str) -> str:
         value = value.strip().lower()
         if value not in ("auto", "off"):
             raise ValueError("must be auto or off")

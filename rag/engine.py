@@ -404,8 +404,10 @@ class Engine:
         """The claim check of LLM replies (built on first use, on the engine's embedder)."""
         if self._claim_checker is None:
             from rag.answering.claim_check import ClaimChecker
+            from rag.answering.claim_judge import local_judge
 
-            self._claim_checker = ClaimChecker.for_embedder(self.embedder)
+            self._claim_checker = ClaimChecker.for_embedder(self.embedder,
+                                                            judge=local_judge(self.settings))
         return self._claim_checker
 
     # -- glosses (rag.glosses) ------------------------------------------------------------

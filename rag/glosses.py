@@ -105,34 +105,18 @@ class Sentence:
 
 
 class LocalTranslator:
-    """One prompt at a time to the local model's llama.cpp server (the answerer's own)."""
+    """Translations from the local model, one prompt at a time (the answerer's server)."""
 
     def __init__(self, settings: Any) -> None:
-        from rag.answering.local import shared_server
-        from rag.models import resolve
+        from rag.answering.local import LocalPrompt
 
-        llm = settings.llm
-        path, sha256 = resolve(llm.model_path)
-        self.name = path.name
-        self.server = shared_server(path, sha256, llm.context_window, llm.threads)
-        self._client: Any = None
-        self._url = ""
+        self.chat = LocalPrompt(settings)
+        self.name = self.chat.name
 
     def __call__(self, prompt: str, target: str, timeout_s: float) -> str:
         """The model's translation; raises on a timeout or a server failure."""
-        url = self.server.start()
-        if self._client is None or url != self._url:
-            from rag.openai_client import make_client
-
-            self._client, self._url = make_client(url, self.server.api_key, timeout_s), url
         system = SYSTEM.replace("{target}", LANGUAGES.get(target, target))
-        deadline = time.monotonic() + timeout_s
-        with self.server.turn(timeout_s):
-            reply = self._client.with_options(timeout=max(deadline - time.monotonic(), 1.0)) \
-                .chat.completions.create(
-                    model="local", temperature=0, max_tokens=MAX_TOKENS,
-                    messages=[{"role": "system", "content": system},
-                              {"role": "user", "content": prompt}])
+        reply = self.chat(system, prompt, timeout_s, max_tokens=MAX_TOKENS)
         return (reply.choices[0].message.content or "").strip()
 
 

@@ -33,9 +33,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("RAG_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    # With the local model installed every extractive answer would start it for its glosses;
-    # the tests of glosses turn them on themselves.
+    # With the local model installed every extractive answer would start it for its glosses,
+    # and every LLM claim for its reading; the tests of those turn them on themselves.
     monkeypatch.setenv("RAG_GLOSSES", "off")
+    monkeypatch.setenv("RAG_CLAIM_JUDGE", "off")
     monkeypatch.setenv("RAG_EMBEDDER", TEST_EMBEDDER)
     monkeypatch.chdir(tmp_path)
 

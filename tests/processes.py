@@ -35,12 +35,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     plus ``extra``.
 
     Child processes must see only the settings a test gives them, never a developer's.
-    Glosses are off unless a test turns them on: with the local model installed, every
-    extractive answer would start it.
+    Glosses and the claim judge are off unless a test turns them on: with the local model
+    installed, every answer would start it.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_EMBEDDER=TEST_EMBEDDER, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
-               RAG_GLOSSES="off")
+               RAG_GLOSSES="off", RAG_CLAIM_JUDGE="off")
     env.update(extra)
     return env
 

@@ -65,3 +65,21 @@ def test_rag_eval_claims_prints_and_writes_the_table_per_kind(tmp_path: Path,
 
 def test_rag_eval_without_questions_or_claims_is_a_usage_error(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path / "out")]) == 2
+
+
+def test_the_judge_is_asked_only_about_kept_claims_and_only_removes() -> None:
+    """``--judge`` measures what the engine does: the judge reads only what the embedding
+    check kept, and a claim it cannot judge (None) stays as it was."""
+    from rag.eval.claim_set import judge_scores, judged
+
+    rows = [{"claim": f"c{i}", "quote": "q"} for i in range(4)]
+    asked = []
+
+    def judge(claim: str, quote: str) -> float | None:
+        asked.append(claim)
+        return {"c0": 0.1, "c1": 0.9, "c3": None}[claim]
+
+    removed = [False, False, True, False]
+    scores = judge_scores(judge, rows, removed)
+    assert asked == ["c0", "c1", "c3"] and scores == [0.1, 0.9, None, None]
+    assert judged(removed, scores, 0.4) == [True, False, True, False]

@@ -199,7 +199,7 @@ def test_the_local_translator_writes_glosses_through_llama_cpp(
         assert all(re.search(r"\S", d) for d in cached["documents"])
         assert len(shown) == sum(m["passed"] for m in cached["metadatas"])
     finally:
-        engine.glosser.translate.server.stop()
+        engine.glosser.translate.chat.server.stop()
 
 
 def test_the_page_shows_the_quotes_first_then_adds_the_glosses(sample_settings: Settings,

@@ -9,7 +9,10 @@ EU" behind a real sentence. Two tests, both cross-lingual, no LLM:
    the threshold calibrated for that model family on the dev half of the labeled
    claim set (``python -m rag.eval.claim_set --calibrate``; docs/evaluation.md);
 2. **numbers**: every number the claim states must be in its quote or its passage
-   (``rag.answering.numbers``): similarity barely moves when 2014 becomes 2008.
+   (``rag.answering.numbers``): similarity barely moves when 2014 becomes 2008;
+3. **the local model's reading**, when it is installed (``rag.answering.claim_judge``):
+   a claim both tests pass is removed when the model says its quote does not state it
+   (swapped names and added facts, which an embedding hardly sees).
 
 A free-text reply has no quotes: each sentence is compared with the best-matching
 sentence of the passages it cites. A claim that fails is removed from the answer,
@@ -28,11 +31,12 @@ from rag.similarity import SimilarityModel, similarity_model
 # Chosen on eval/claims/claims-dev.jsonl (docs/evaluation.md, "Claim check"): the highest
 # threshold that keeps >= 95 % of the dev set's faithful claims.
 THRESHOLDS = {"e5": 0.85, "gemma": 0.73}
-UNSUPPORTED, NUMBER, UNCITED = "unsupported", "number", "uncited"
+UNSUPPORTED, NUMBER, UNCITED, JUDGED = "unsupported", "number", "uncited", "judged"
 # How each cause reads in the one-line summary of an answer.
 CAUSE_WORDS = {UNSUPPORTED: "not supported by its quote",
                NUMBER: "a number its passage does not give",
-               UNCITED: "no citation"}
+               UNCITED: "no citation",
+               JUDGED: "its quote does not say it, as the local model reads them"}
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,18 @@ class Verdict:
     kept: bool
     similarity: float | None
     quote: str  # the sentence the claim was compared with
-    causes: tuple[str, ...] = ()  # UNSUPPORTED, NUMBER, UNCITED
+    causes: tuple[str, ...] = ()  # UNSUPPORTED, NUMBER, UNCITED, JUDGED
     reasons: tuple[str, ...] = ()  # one line each, for people
 
 
 class ClaimChecker:
-    """Similarity of claim and quote against a calibrated threshold, plus the number rule."""
+    """Similarity of claim and quote against a calibrated threshold, plus the number rule,
+    plus the local model's reading when a ``judge`` (``rag.answering.claim_judge``) is given."""
 
-    def __init__(self, model: SimilarityModel, threshold: float | None = None) -> None:
+    def __init__(self, model: SimilarityModel, threshold: float | None = None,
+                 judge: Any = None) -> None:
         self.model = model
+        self.judge = judge
         if threshold is None:
             if model.family not in THRESHOLDS:
                 raise ValueError(f"no calibrated claim-check threshold for {model.family!r} "
@@ -59,12 +66,12 @@ class ClaimChecker:
         self.threshold = threshold
 
     @classmethod
-    def for_embedder(cls, embedder: Any = None) -> ClaimChecker:
+    def for_embedder(cls, embedder: Any = None, judge: Any = None) -> ClaimChecker:
         """The check with the engine's embedder's similarity role (e5 beside any other)."""
         model = similarity_model(embedder)
         if model.family not in THRESHOLDS:
             model = similarity_model(None)
-        return cls(model)
+        return cls(model, judge=judge)
 
     def similarity(self, claim: str, quote: str) -> float:
         """The claim against its quote, or against one sentence of a quote that has several
@@ -102,6 +109,12 @@ class ClaimChecker:
         if missing:
             causes.append(NUMBER)
             reasons.append(f"{', '.join(missing)}: not in its quote or passage")
+        if not causes and self.judge is not None:  # the model reads only what passed
+            p_yes = self.judge(claim, quote)
+            if p_yes is not None and p_yes < self.judge.threshold:
+                causes.append(JUDGED)
+                reasons.append(f"the local model reads its quote as not saying it (P(yes) "
+                               f"{p_yes:.2f} < {self.judge.threshold:.2f})")
         return Verdict(not causes, score, quote, tuple(causes), tuple(reasons))
 
 

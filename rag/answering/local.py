@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from rag.answering.llm import OpenAICompatibleAnswerer
 from rag.answering.local_server import LocalServer, LocalServerError
@@ -104,6 +105,36 @@ class LocalAnswerer:
 
     def close(self) -> None:
         self._chat.close()
+
+
+class LocalPrompt:
+    """One chat request at a time to the local model's llama.cpp server (the answerer's own,
+    shared): for the glosses and the claim judge, which send no passages and no schema."""
+
+    def __init__(self, settings: Settings) -> None:
+        from rag.models import resolve
+
+        llm = settings.llm
+        path, sha256 = resolve(llm.model_path)
+        self.name = path.name
+        self.server = shared_server(path, sha256, llm.context_window, llm.threads)
+        self._client: Any = None
+        self._url = ""
+
+    def __call__(self, system: str, user: str, timeout_s: float, **options: Any) -> Any:
+        """The completion (``options`` go to the request); raises on a timeout or a failure."""
+        url = self.server.start()
+        if self._client is None or url != self._url:
+            from rag.openai_client import make_client
+
+            self._client, self._url = make_client(url, self.server.api_key, timeout_s), url
+        deadline = time.monotonic() + timeout_s
+        with self.server.turn(timeout_s):
+            return self._client.with_options(timeout=max(deadline - time.monotonic(), 1.0)) \
+                .chat.completions.create(
+                    model="local", temperature=0,
+                    messages=[{"role": "system", "content": system},
+                              {"role": "user", "content": user}], **options)
 
 
 def focus(passage: Passage, limit: int) -> Passage:
