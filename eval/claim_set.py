@@ -205,6 +205,18 @@ def evaluate(path: str | Path, checker: ClaimChecker | None = None,
     return result
 
 
+def _sweep_header(label: str, width: int) -> str:
+    return f"{label:>{width}} {'kept':>6} {'recall':>7} " + " ".join(
+        f"{k[:10]:>10}" for k in UNFAITHFUL_KINDS)
+
+
+def _sweep_row(value: float, width: int, result: dict[str, Any]) -> str:
+    """One line of a sweep: the faithful kept, the recall, the share removed per kind."""
+    cells = " ".join(f"{result['by_kind'].get(k, {}).get('removed_share', 0):>10.3f}"
+                     for k in UNFAITHFUL_KINDS)
+    return f"{value:>{width}.2f} {result['faithful_kept']:>6.3f} {result['recall']:>7.3f} {cells}"
+
+
 def calibrate_judge(path: str | Path, checker: ClaimChecker, stream: TextIO) -> float:
     """Sweep the judge's cut on a dev file, after the embedding check at its threshold: among
     the cuts keeping ``TARGET_KEPT`` of the faithful claims, the lowest with the best recall
@@ -213,17 +225,13 @@ def calibrate_judge(path: str | Path, checker: ClaimChecker, stream: TextIO) -> 
     removed = decide(rows, similarities(checker, rows), checker.threshold)
     scores = judge_scores(checker.judge, rows, removed)
     best: tuple[float, float] | None = None  # (recall, -cut)
-    print(f"{'cut':>5} {'kept':>6} {'recall':>7} " + " ".join(
-        f"{k[:10]:>10}" for k in UNFAITHFUL_KINDS), file=stream)
+    print(_sweep_header("cut", 5), file=stream)
     for cut in np.round(np.arange(0.0, 1.0, 0.02), 2):
         result = summary(rows, judged(removed, scores, float(cut)))
         if result["faithful_kept"] >= TARGET_KEPT and (
                 best is None or (result["recall"], -cut) > best):
             best = (result["recall"], -float(cut))
-        cells = " ".join(f"{result['by_kind'].get(k, {}).get('removed_share', 0):>10.3f}"
-                         for k in UNFAITHFUL_KINDS)
-        print(f"{cut:>5.2f} {result['faithful_kept']:>6.3f} {result['recall']:>7.3f} {cells}",
-              file=stream)
+        print(_sweep_row(cut, 5, result), file=stream)
     chosen = -best[1] if best else 0.0
     print(f"chosen: {chosen:.2f} (keeping >= {TARGET_KEPT:.0%} of the faithful, the best "
           "recall, the lowest such cut)", file=stream)
@@ -244,17 +252,13 @@ def calibrate(path: str | Path, checker: ClaimChecker, stream: TextIO) -> float:
             print(f"  {kind:<16} median {np.median(scores[mask]):.3f} max "
                   f"{scores[mask].max():.3f}", file=stream)
     chosen = float(scores.min())
-    print(f"{'threshold':>9} {'kept':>6} {'recall':>7} " + " ".join(
-        f"{k[:10]:>10}" for k in UNFAITHFUL_KINDS), file=stream)
+    print(_sweep_header("threshold", 9), file=stream)
     for threshold in np.round(np.arange(np.floor(scores.min() * 100) / 100,
                                         scores.max(), 0.01), 2):
         result = summary(rows, decide(rows, scores, float(threshold)))
         if result["faithful_kept"] >= TARGET_KEPT:
             chosen = float(threshold)
-        cells = " ".join(f"{result['by_kind'].get(k, {}).get('removed_share', 0):>10.3f}"
-                         for k in UNFAITHFUL_KINDS)
-        print(f"{threshold:>9.2f} {result['faithful_kept']:>6.3f} {result['recall']:>7.3f} "
-              f"{cells}", file=stream)
+        print(_sweep_row(threshold, 9, result), file=stream)
     print(f"chosen: {chosen:.2f} (the highest keeping >= {TARGET_KEPT:.0%} of the faithful)",
           file=stream)
     without = summary(rows, decide(rows, scores, chosen))

@@ -17,13 +17,15 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 
-def timed(call: object, *args: object, **kwargs: object) -> float:
+def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
     started = time.perf_counter()
-    call(*args, **kwargs)  # type: ignore[operator]
+    call(*args, **kwargs)
     return (time.perf_counter() - started) * 1000
 
 
