@@ -9,6 +9,7 @@ that were actually retrieved.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -80,6 +81,17 @@ def current(source: Any) -> Engine:
     when another process changed the store), its engine as of now."""
     fresh = getattr(source, "fresh", None)
     return fresh() if callable(fresh) else source
+
+
+@contextlib.contextmanager
+def in_use(source: Any) -> Iterator[Engine]:
+    """The current engine, kept from being reopened until the block ends: a reopen clears
+    Chroma's client cache, which would pull the store from under a question still being
+    answered (the app's live engine has ``using()``; a plain engine is just yielded)."""
+    engine = current(source)
+    using = getattr(source, "using", None)
+    with using() if callable(using) else contextlib.nullcontext(engine) as engine:
+        yield engine
 
 
 class Engine:

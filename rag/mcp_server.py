@@ -38,7 +38,7 @@ from rag.api_access import ApiAccess
 from rag.config import Settings
 from rag.display import display_name, language_name
 from rag.documents import DocumentInfo, describe, document_title
-from rag.engine import Engine, QuestionError, check_question, current
+from rag.engine import Engine, QuestionError, check_question, in_use
 from rag.errors import one_line, redact
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class RagTools:
         self._secrets = secrets or []
 
     def documents(self) -> list[DocumentInfo]:
-        return describe(current(self.source).status()["files"])
+        with in_use(self.source) as engine:
+            return describe(engine.status()["files"])
 
     def descriptions(self) -> dict[str, str]:
         """Each tool's description as of now (the store may have changed since the last)."""
@@ -119,10 +120,8 @@ class RagTools:
     def _engine(self, what: str) -> Iterator[Engine]:
         """The current engine, kept from being reopened while the call uses it; any failure
         as the tool's one-line error (unexpected ones logged with their trace)."""
-        using = getattr(self.source, "using", None)
         try:
-            fresh = current(self.source)
-            with using() if callable(using) else contextlib.nullcontext(fresh) as engine:
+            with in_use(self.source) as engine:
                 yield engine
         except QuestionError as exc:
             raise ToolError(one_line(exc, self._secrets)) from None

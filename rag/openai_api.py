@@ -21,6 +21,7 @@ oversize body is buffered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -38,7 +39,7 @@ from starlette.routing import Route
 from rag.api_access import ApiAccess
 from rag.config import Settings
 from rag.documents import document_title
-from rag.engine import Engine, QuestionError, current
+from rag.engine import QuestionError, in_use
 from rag.errors import one_line, redact
 from rag.markers import MARKER, group_numbers
 from rag.types import Answer, Passage
@@ -224,10 +225,6 @@ class OpenAIApi:
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    @property
-    def engine(self) -> Engine:
-        return current(self.source)
-
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.models, methods=["GET"]),
@@ -264,17 +261,24 @@ class OpenAIApi:
             models = self.model_ids()
             req = parse_request(body, models)
             answerer = models[req.model]
-            engine = await run_in_threadpool(getattr, self, "engine")  # may reopen the store
             base_url = str(request.base_url)
-            if req.stream:
+            # The engine is held (not reopened) until the answer is sent, the stream's too.
+            held = contextlib.ExitStack()
+            engine = await run_in_threadpool(held.enter_context, in_use(self.source))
+            if not req.stream:
+                with held:
+                    answer = await run_in_threadpool(
+                        engine.ask, req.question, req.top_k, answerer, req.history)
+                return JSONResponse(self._completion(req.model, answer, base_url))
+            try:
                 events = engine.ask_stream(req.question, req.top_k, answerer, req.history)
                 first = await run_in_threadpool(self._first, events)
-                return StreamingResponse(self._sse(req.model, first, events, base_url),
-                                         media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache"})
-            answer = await run_in_threadpool(
-                engine.ask, req.question, req.top_k, answerer, req.history)
-            return JSONResponse(self._completion(req.model, answer, base_url))
+            except BaseException:
+                held.close()
+                raise
+            return StreamingResponse(self._sse(req.model, first, events, base_url, held),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
         except ApiError as exc:
             return exc.response()
         except QuestionError as exc:
@@ -309,10 +313,16 @@ class OpenAIApi:
             "rag": rag_field(answer, self.redact),
         }
 
-    def _sse(self, model: str, first: str | Answer | None,
-             events: Iterator[str | Answer], base_url: str) -> Iterator[str]:
+    def _sse(self, model: str, first: str | Answer | None, events: Iterator[str | Answer],
+             base_url: str, held: contextlib.ExitStack) -> Iterator[str]:
         """Server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``: the
-        text as the answerer produces it, then the annotations, then the ``rag`` object."""
+        text as the answerer produces it, then the annotations, then the ``rag`` object.
+        ``held`` keeps the engine in use until the stream ends (or the client leaves)."""
+        with held:
+            yield from self._sse_events(model, first, events, base_url)
+
+    def _sse_events(self, model: str, first: str | Answer | None,
+                    events: Iterator[str | Answer], base_url: str) -> Iterator[str]:
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -24,6 +25,8 @@ from tests.ui_helpers import running_app
 KEY = "sk-rag-test-key-123"
 QUESTION = "What did Russia demand about 1997?"
 EXPECTED = "003_f0b8fe8fdb47aa20.txt"
+LIGHTHOUSE = ("The Zorblat lighthouse on Kelvar island was painted teal in 1923 by Ottilie "
+              "Brandqvist. Ships still use its teal tower as a landmark.")
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +200,61 @@ def test_a_file_ingested_by_another_process_is_answered(served: tuple[str, Path]
     reply = client(base_url).chat.completions.create(model="rag", messages=[
         {"role": "user", "content": "Kiedy i gdzie podpisano traktat z Morvany?"}])
     assert reply.model_extra["rag"]["citations"][0]["source"] == doc.name
+
+
+def test_a_reopen_waits_for_answers_in_progress(sample_settings: Any, tmp_path: Path) -> None:
+    """The app reopens its store when another process changed it, clearing Chroma's client
+    cache: that must wait for the API's answers in progress, a stream's too (it pulled the
+    store from under them). The store changes for real (``rag ingest`` in another process);
+    the answerer below is the extractive one, plus a hook standing for the chat page asking
+    ``fresh()`` while the API is still answering."""
+    from rag.ui.live_engine import LiveEngine, _clear_chroma_cache
+
+    from rag.answering.extractive import ExtractiveAnswerer
+    from rag.engine import Engine
+
+    reopened_mid_answer: list[int] = []
+
+    class AnswersWhileTheStoreChanges(ExtractiveAnswerer):
+        def _store_changes_now(self) -> None:
+            before = live.reopened
+            doc = tmp_path / f"outside{before}.txt"
+            doc.write_text(f"Report {before}: {LIGHTHOUSE}", encoding="utf-8")
+            subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(doc)], check=True,
+                           env=clean_env(RAG_CHROMA_DIR=sample_settings.chroma.dir),
+                           cwd=tmp_path, timeout=300, capture_output=True)
+            live.fresh()  # another request arriving now
+            reopened_mid_answer.append(live.reopened - before)
+
+        def draft(self, question: str, passages: Any) -> Any:
+            self._store_changes_now()
+            return super().draft(question, passages)
+
+        def stream(self, question: str, passages: Any) -> Iterator[str]:
+            first, *rest = super().draft(question, passages).text.splitlines(keepends=True)
+            yield first
+            self._store_changes_now()  # the response has started: the stream is being sent
+            yield from rest
+
+    answerer = AnswersWhileTheStoreChanges()
+
+    def reopen(old: Engine) -> Engine:
+        _clear_chroma_cache()
+        return Engine(old.settings, embedder=old.embedder, answerers={"extractive": answerer})
+
+    live = LiveEngine(reopen(Engine(sample_settings)), reopen=reopen)
+    with TestClient(Starlette(routes=OpenAIApi(live).routes())) as http:
+        for n, stream in enumerate((False, True), 1):
+            resp = http.post("/v1/chat/completions", json={
+                "model": "rag:extractive", "stream": stream,
+                "messages": [{"role": "user", "content": QUESTION}]})
+            assert resp.status_code == 200 and EXPECTED in resp.text, resp.text
+            assert "error" not in resp.text
+            assert reopened_mid_answer == [0] * n  # the change waited for the answer ...
+            live.fresh()
+            assert live.reopened == n  # ... and is picked up once it was sent
+    answer = live.fresh().ask("Who painted the Kelvar island lighthouse teal?")
+    assert {c.source for c in answer.citations} & {"outside0.txt", "outside1.txt"}
 
 
 def test_login_without_api_key_keeps_the_api_closed() -> None:

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from rag.display import language_name
 from rag.documents import document_title
-from rag.engine import current
+from rag.engine import in_use
 from rag.types import Passage
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ class PassagePage:
         return [Route(PATH, self.page, methods=["GET"])]
 
     def _lookup(self, chunk_id: str) -> Passage | None:
-        return current(self.source).passage(chunk_id)
+        with in_use(self.source) as engine:
+            return engine.passage(chunk_id)
 
     async def page(self, request: Request) -> Response:
         if not logged_in(request):
