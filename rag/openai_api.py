@@ -15,7 +15,7 @@ response, or on the last chunk of a stream) with scores and languages, which Ope
 clients ignore. A stream sends the text in the pieces the answerer produces.
 Plain Starlette routes rather than FastAPI models: every malformed body must get a 400
 with a one-line reason in OpenAI's error shape, not FastAPI's 422 validation list. The
-body is capped by Starlette while it is read (``max_body_size``): a 413 before an
+body is capped while it is read (``read_body``): a 413 in OpenAI's error shape before an
 oversize body is buffered.
 """
 
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -48,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MODEL = "rag"  # the configured answerer; "rag:NAME" picks one of engine.answerer_names()
 MAX_BODY_BYTES = 1_000_000
+CHAT_PATH = "/v1/chat/completions"
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # (the request's base URL, a cited passage, its quote) -> a link that opens the passage
 PassageLink = Callable[[str, Passage, str], str]
@@ -66,6 +66,25 @@ class ApiError(Exception):
         body = {"error": {"message": str(self), "type": self.kind, "param": None,
                           "code": self.code}}
         return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused (413) once over ``MAX_BODY_BYTES``: by its ``Content-Length``
+    before any of it is read, else by counting the chunks as they arrive.
+
+    Not Starlette's ``max_body_size``, which stops the body as well but answers in plain
+    text ("Content Too Large"), which OpenAI clients show as an unexplained failure."""
+    too_large = ApiError(413, f"the request is over {MAX_BODY_BYTES // 1_000_000} MB: "
+                         "send a shorter conversation", code="request_too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 @dataclass(frozen=True)
@@ -228,8 +247,7 @@ class OpenAIApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.models, methods=["GET"]),
-            Route("/v1/chat/completions", self.chat, methods=["POST"],
-                  max_body_size=MAX_BODY_BYTES),
+            Route(CHAT_PATH, self.chat, methods=["POST"]),
         ]
 
     def model_ids(self) -> dict[str, str | None]:
@@ -257,7 +275,7 @@ class OpenAIApi:
     async def chat(self, request: Request) -> Response:
         try:
             self._authorize(request)
-            body = await request.body()  # Starlette stops an oversize body with a 413
+            body = await read_body(request)
             models = self.model_ids()
             req = parse_request(body, models)
             answerer = models[req.model]
@@ -283,8 +301,6 @@ class OpenAIApi:
             return exc.response()
         except QuestionError as exc:
             return ApiError(400, self._one_line(exc), code="invalid_question").response()
-        except HTTPException:
-            raise  # the body limit's 413, answered by Starlette
         except Exception as exc:  # never a stack trace to the client; the log has it
             log.exception("answering an API request failed")
             return ApiError(500, f"could not answer: {self._one_line(exc)}",

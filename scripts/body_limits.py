@@ -88,7 +88,7 @@ def main() -> int:
                     time.sleep(1)
                     before = memory(pid)["VmRSS"]
                     reset_peak(pid)
-                    status, sent = post_body(port, target.path, target.headers,
+                    status, sent, _ = post_body(port, target.path, target.headers,
                                              mb * 1_000_000, chunked, target.head, target.tail)
                     time.sleep(0.5)
                     after = memory(pid)

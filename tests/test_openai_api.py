@@ -4,6 +4,7 @@ against a real ``rag serve`` subprocess (real store, real e5 model, real HTTP)."
 from __future__ import annotations
 
 import html
+import json
 import shutil
 import subprocess
 import sys
@@ -113,12 +114,16 @@ def test_an_oversize_body_is_refused_while_it_is_read(base_url: str, path: str,
                                                       chunked: bool) -> None:
     """Found by a hostile tester: a 300 MB POST got its 413 only once buffered (254 -> 864
     MB resident). Now the length header, or the count of chunks as they arrive, stops it
-    (the memory figures: scripts/body_limits.py)."""
+    (the memory figures: scripts/body_limits.py). The API says so in OpenAI's error shape,
+    which its clients show."""
     headers, head, tail = ROUTES[path]
     port = int(base_url.split(":")[-1].split("/")[0])
-    status, sent = post_body(port, path, headers, 50_000_000, chunked, head, tail)
+    status, sent, rest = post_body(port, path, headers, 50_000_000, chunked, head, tail)
     assert status.startswith("HTTP/1.1 413"), status
     assert sent < 50_000_000  # answered before the body was all sent
+    if path.startswith("/v1"):
+        error = json.loads(rest.split("\r\n\r\n", 1)[1])["error"]
+        assert error["code"] == "request_too_large" and "1 MB" in error["message"]
 
 
 def test_uploads_keep_gradio_own_per_file_limit_not_the_5_mb_cap(base_url: str) -> None:

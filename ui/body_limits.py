@@ -8,8 +8,9 @@ of their own, and its JSON routes read whatever they are sent: a 100 MB POST to
 with the login on (measured, scripts/body_limits.py). So this applies one limit to
 every path but the ones that cap their bodies themselves: Gradio's upload route stops
 a multipart body at ``max_file_size`` per file and spools files to disk (a 300 MB
-upload: 413 after ~24 MB, +0.1 MB RSS). Routes with a tighter limit of their own
-(``/v1``: 1 MB, ``/mcp``: the same, in the ``mcp`` package) narrow it further.
+upload: 413 after ~24 MB, +0.1 MB RSS) and ``/v1/chat/completions`` stops it at 1 MB
+itself, answering in OpenAI's error shape. ``/mcp`` narrows the limit to 1 MB (in the
+``mcp`` package).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from collections.abc import Sequence
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rag.openai_api import CHAT_PATH
+
 # Gradio's JSON bodies carry an event's inputs: the question and the conversation the
 # browser keeps (30 turns with their citations and passages: well under 1 MB).
 DEFAULT_MAX_BODY_BYTES = 5_000_000
-# Paths whose handler caps the body itself (Gradio's multipart parser, per file).
-SELF_LIMITED = ("/gradio_api/upload",)
+# Paths whose handler caps the body itself (Gradio's multipart parser, per file; the API).
+SELF_LIMITED = ("/gradio_api/upload", CHAT_PATH)
 
 
 class BodyLimits:
