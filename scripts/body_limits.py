@@ -89,7 +89,7 @@ def main() -> int:
                     before = memory(pid)["VmRSS"]
                     reset_peak(pid)
                     status, sent, _ = post_body(port, target.path, target.headers,
-                                             mb * 1_000_000, chunked, target.head, target.tail)
+                                                mb * 1_000_000, chunked, target.head, target.tail)
                     time.sleep(0.5)
                     after = memory(pid)
                     print(f"{target.name:<24} {'chunked' if chunked else 'Content-Length':<15} "

@@ -35,7 +35,7 @@ from starlette.middleware import Middleware
 
 from rag import errors
 from rag.config import DEFAULT_CORPUS, Settings
-from rag.engine import Engine, QuestionError
+from rag.engine import Engine, QuestionError, in_use
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,7 @@ def _api_ask(live: LiveEngine, settings: Settings) -> Any:
     def ask(question: str, top_k: int = settings.top_k, answerer: str = "") -> dict[str, Any]:
         """Answer a question from the documents; returns the ``rag ask --json`` dict."""
         try:
-            engine = live.fresh()
-            with live.using():
+            with in_use(live) as engine:
                 result = engine.ask(question, top_k=top_k, answerer=answerer or None).to_dict()
             if result["fallback_reason"]:
                 result["fallback_reason"] = redact(result["fallback_reason"], settings)

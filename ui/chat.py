@@ -19,7 +19,7 @@ from rag.ui.live_engine import LiveEngine
 from rag.ui.render import answer_record, chat_html, examples_html
 
 from rag.documents import document_title
-from rag.engine import QuestionError
+from rag.engine import QuestionError, in_use
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ def make_respond(live: LiveEngine, redact: Callable[[str], str]) -> Any:
         yield "", chat_html(turns, show_searched), gr.skip(), ""
         final: Answer | None = None
         try:
-            engine = live.fresh()
-            with live.using():
+            with in_use(live) as engine:
                 for event in engine.ask_stream(question, int(top_k), answerer or None, history):
                     if isinstance(event, Answer):
                         final = event
